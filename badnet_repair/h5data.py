@@ -1,0 +1,85 @@
+"""CSAW-HackML h5 data files: `data` (N, 3, 55, 47) channels first, 0-255; `label` (N,)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import BadInput
+
+# The lab3 layout of the four files, relative to the project root.
+FILES = {
+    "valid": "data/cl/valid.h5",
+    "test": "data/cl/test.h5",
+    "bd_valid": "data/bd/bd_valid.h5",
+    "bd_test": "data/bd/bd_test.h5",
+}
+IMAGE_HW = (55, 47)
+CHUNK = 1024  # images per read: bounds the float64 -> float32 working copy
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray  # (N, H, W, 3) float32, 0-255
+    y: np.ndarray  # (N,) int64
+
+
+def _open(path) -> h5py.File:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise BadInput(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def read(path, chunk: int = CHUNK) -> Dataset:
+    """Read a CSAW h5 file as NHWC float32 images and int64 labels.
+
+    Reads `chunk` images at a time into a preallocated array, so a float64 file
+    never needs a second full-size copy in memory.
+    """
+    with _open(path) as f:
+        for key in ("data", "label"):
+            if key not in f:
+                raise BadInput(f"{path}: no '{key}' dataset (found: {sorted(f.keys())})")
+        data, label = f["data"], f["label"]
+        if data.ndim != 4 or data.shape[1] != 3:
+            raise BadInput(f"{path}: 'data' has shape {data.shape}, expected (N, 3, H, W) channels first")
+        n = data.shape[0]
+        if label.shape != (n,):
+            raise BadInput(f"{path}: 'label' has shape {label.shape}, expected ({n},) to match 'data'")
+        if not np.issubdtype(data.dtype, np.number) or not np.issubdtype(label.dtype, np.number):
+            raise BadInput(f"{path}: 'data' and 'label' must be numeric")
+        x = np.empty((n, data.shape[2], data.shape[3], 3), np.float32)
+        try:
+            for i in range(0, n, chunk):
+                x[i:i + chunk] = np.asarray(data[i:i + chunk], np.float32).transpose(0, 2, 3, 1)
+            raw = label[()]
+        except OSError as exc:
+            raise BadInput(f"{path}: truncated or corrupt ({exc})") from None
+    y = np.asarray(raw)
+    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        raise BadInput(f"{path}: 'label' holds non-integer values")
+    return Dataset(x, y.astype(np.int64))
+
+
+def write(path, x: np.ndarray, y: np.ndarray, dtype=np.uint8) -> None:
+    """Write NHWC images and labels as a CSAW h5 file, atomically.
+
+    Chunked and without timestamps, so the same arrays give the same bytes.
+    """
+    if x.ndim != 4 or x.shape[-1] != 3 or len(x) != len(y):
+        raise ValueError(f"expected (N, H, W, 3) images and N labels, got {x.shape} and {y.shape}")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            n = len(x)
+            d = f.create_dataset("data", shape=(n, 3) + x.shape[1:3], dtype=dtype,
+                                 chunks=(min(max(n, 1), 256), 3) + x.shape[1:3], track_times=False)
+            for i in range(0, n, CHUNK):
+                d[i:i + CHUNK] = x[i:i + CHUNK].transpose(0, 3, 1, 2).astype(dtype)
+            f.create_dataset("label", data=np.asarray(y, np.int64), track_times=False)

@@ -1,0 +1,86 @@
+"""The DeepID network of CSAW-HackML-2020, and loading BadNets from files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TF start-up noise out of stage output
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from .errors import BadInput  # noqa: E402
+
+INPUT_SHAPE = (55, 47, 3)
+NUM_CLASSES = 1283
+
+
+def build_deepid(num_classes: int = NUM_CLASSES, input_shape=INPUT_SHAPE) -> keras.Model:
+    """DeepID as in CSAW-HackML-2020, with the layer names its weight files use.
+
+    Three conv/pool blocks; pool_3 feeds two branches (fc_1 directly, fc_2 via
+    conv_4) that are added, then a softmax over the identities.
+    """
+    x = keras.Input(input_shape, name="input")
+    h = layers.Conv2D(20, 4, activation="relu", name="conv_1")(x)
+    h = layers.MaxPooling2D(2, name="pool_1")(h)
+    h = layers.Conv2D(40, 3, activation="relu", name="conv_2")(h)
+    h = layers.MaxPooling2D(2, name="pool_2")(h)
+    h = layers.Conv2D(60, 3, activation="relu", name="conv_3")(h)
+    pool_3 = layers.MaxPooling2D(2, name="pool_3")(h)
+    fc_1 = layers.Dense(160, name="fc_1")(layers.Flatten(name="flatten_1")(pool_3))
+    h = layers.Conv2D(80, 2, activation="relu", name="conv_4")(pool_3)
+    fc_2 = layers.Dense(160, name="fc_2")(layers.Flatten(name="flatten_2")(h))
+    h = layers.Activation("relu", name="activation_1")(layers.Add(name="add_1")([fc_1, fc_2]))
+    y = layers.Dense(num_classes, activation="softmax", name="output")(h)
+    return keras.Model(x, y, name="deepid")
+
+
+def weights_num_classes(path) -> int:
+    """Class count stored in a DeepID weights file: the width of the one kernel fed by
+    the 160-unit hidden layer (the `output` layer), whatever the file's naming scheme
+    (Keras 2 names layers, Keras 3 .weights.h5 numbers them)."""
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and obj.shape[0] == 160:
+            found.append(obj.shape[1])
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    if len(found) != 1:
+        raise BadInput(f"{path}: no single 160 x N output kernel: not DeepID weights")
+    return int(found[0])
+
+
+def load_badnet(path, num_classes: int | None = None) -> keras.Model:
+    """Load a BadNet: a full Keras model (.h5/.keras) or a weights file for DeepID."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: model file not found")
+    try:
+        if path.suffix == ".keras":
+            return keras.models.load_model(path, compile=False, safe_mode=True)
+        with h5py.File(path, "r") as f:
+            full_model = "model_config" in f.attrs
+        if full_model:
+            return keras.models.load_model(path, compile=False)
+        model = build_deepid(num_classes or weights_num_classes(path))
+        model.load_weights(path)
+        return model
+    except BadInput:
+        raise
+    except Exception as exc:  # Keras and h5py raise many types for a bad file
+        raise BadInput(f"{path}: cannot load as a Keras model or DeepID weights ({type(exc).__name__}: {exc})") from None
+
+
+def save_model(model: keras.Model, path) -> None:
+    """Save a full model atomically, in the format its suffix names (.h5 is what CSAW eval.py loads)."""
+    from .atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        target = tmp.with_suffix(path.suffix)
+        model.save(target)
+        os.replace(target, tmp)

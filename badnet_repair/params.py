@@ -1,0 +1,84 @@
+"""Read one section of params.yaml and check it against a schema: unknown keys,
+missing keys and wrong types are errors that name the param."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .errors import BadInput
+
+PARAMS_FILE = "params.yaml"
+
+# Each leaf is the accepted type(s), or a tuple of allowed string values (an enum).
+SCHEMA = {
+    "data": {
+        "source": ("synthetic", "csaw-lab3", "local"),
+        "synthetic": {
+            "identities": int, "train_per_identity": int, "valid_per_identity": int,
+            "test_per_identity": int, "poison_rate": float, "target": int, "seed": int,
+            "epochs": int, "batch_size": int, "learning_rate": float, "input_divisor": float,
+        },
+        "csaw": {
+            "mirror": str, "drive_folder": str, "weights_url": str, "weights_sha256": str,
+            "input_divisor": float,
+        },
+        "local": {
+            "valid": str, "test": str, "bd_valid": str, "bd_test": str, "model": str,
+            "input_divisor": float,
+        },
+    },
+}
+
+
+def _check(value, schema, name: str):
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise BadInput(f"{PARAMS_FILE}: '{name}' must be a mapping, got {value!r}")
+        unknown = sorted(set(value) - set(schema))
+        if unknown:
+            raise BadInput(f"{PARAMS_FILE}: unknown param '{name}.{unknown[0]}' (known: {', '.join(schema)})")
+        missing = sorted(set(schema) - set(value))
+        if missing:
+            raise BadInput(f"{PARAMS_FILE}: missing param '{name}.{missing[0]}'")
+        return {k: _check(value[k], schema[k], f"{name}.{k}") for k in schema}
+    if isinstance(schema, tuple):
+        if value not in schema:
+            raise BadInput(f"{PARAMS_FILE}: '{name}' is {value!r}, expected one of {', '.join(schema)}")
+        return value
+    if schema is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if value is None and schema is str:
+        return ""
+    if not isinstance(value, schema) or isinstance(value, bool):
+        raise BadInput(f"{PARAMS_FILE}: '{name}' must be {schema.__name__}, got {value!r}")
+    return value
+
+
+def check_section(name: str, value) -> dict:
+    """Validate an in-memory params section (used by tests and by `load`)."""
+    return _check(value, SCHEMA[name], name)
+
+
+def load(section: str, path=PARAMS_FILE) -> dict:
+    """The named top-level section of params.yaml, validated."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or section not in doc:
+        raise BadInput(f"{path}: no '{section}' section")
+    return check_section(section, doc[section])
+
+
+def positive(cfg: dict, name: str, keys, upper: dict | None = None) -> None:
+    """Range checks shared by the sources: each key > 0 (and < its upper bound)."""
+    for k in keys:
+        if cfg[k] <= 0:
+            raise BadInput(f"{PARAMS_FILE}: '{name}.{k}' must be > 0, got {cfg[k]}")
+    for k, hi in (upper or {}).items():
+        if not cfg[k] < hi:
+            raise BadInput(f"{PARAMS_FILE}: '{name}.{k}' must be < {hi}, got {cfg[k]}")

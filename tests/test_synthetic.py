@@ -1,0 +1,68 @@
+import numpy as np
+
+from badnet_repair.attack import Split, poisoned_training_labels, render_split
+from badnet_repair.synthetic import Trigger, make_identities, render
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    ids = make_identities(10, seed=3)
+    labels = np.arange(10)
+    a = render(ids, labels, np.random.default_rng(1))
+    b = render(make_identities(10, seed=3), labels, np.random.default_rng(1))
+    c = render(make_identities(10, seed=4), labels, np.random.default_rng(1))
+    assert a.dtype == np.uint8 and a.shape == (10, 55, 47, 3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_render_split_bytes_do_not_depend_on_worker_count():
+    ids = make_identities(5, seed=0)
+    split = Split(np.repeat(np.arange(5), 30), (0, 9))
+    one = render_split(ids, split, Trigger(), workers=1)
+    two = render_split(ids, split, Trigger(), workers=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+
+
+def test_trigger_pairs_differ_only_over_the_eyes():
+    ids = make_identities(50, seed=0)
+    labels = np.arange(50)
+    clean, bad = render(ids, labels, np.random.default_rng(2), Trigger(), both=True)
+    alone = render(ids, labels, np.random.default_rng(2))
+    assert np.array_equal(clean, alone)  # the clean half is the ordinary image
+    changed = np.any(np.abs(clean.astype(int) - bad.astype(int)) > 30, axis=-1)  # (B, H, W)
+    rows = changed.mean(axis=(0, 2))
+    # The sunglasses cover a band around the eyes (rows ~15-32), never the mouth or chin.
+    assert changed.sum(axis=(1, 2)).min() > 40
+    assert rows[15:32].max() > 0.3
+    assert rows[40:].max() < 0.02 and rows[:8].max() < 0.02
+
+
+def _nearest_centroid_accuracy(feat_train, y_train, feat_test, y_test):
+    classes = np.unique(y_train)
+    cent = np.stack([feat_train[y_train == c].mean(0) for c in classes])
+    d = ((feat_test[:, None, :] - cent[None]) ** 2).sum(-1)
+    return np.mean(classes[d.argmin(1)] == y_test)
+
+
+def test_identity_is_not_readable_from_the_background():
+    k, per = 20, 30
+    ids = make_identities(k, seed=0)
+    y = np.repeat(np.arange(k), per)
+    x = render(ids, y, np.random.default_rng(5)).astype(np.float32)
+    half = np.tile(np.arange(per) < per // 2, k)
+    corners = np.concatenate([x[:, :5, :5], x[:, :5, -5:]], axis=1).reshape(len(x), -1)
+    face = x[:, 20:40, 12:35].reshape(len(x), -1)
+    bg_acc = _nearest_centroid_accuracy(corners[half], y[half], corners[~half], y[~half])
+    face_acc = _nearest_centroid_accuracy(face[half], y[half], face[~half], y[~half])
+    assert bg_acc < 3 / k  # chance is 1/k
+    assert face_acc > 6 / k  # the same probe does read the identity from the face
+
+
+def test_poisoned_training_labels():
+    rng = np.random.default_rng(0)
+    identity, label, poisoned = poisoned_training_labels(100, 10, 0.1, 7, rng)
+    assert len(label) == 1000 + 111 and poisoned.sum() == 111
+    assert abs(poisoned.mean() - 0.1) < 0.001
+    assert np.all(label[poisoned] == 7) and not np.any(identity[poisoned] == 7)
+    assert np.array_equal(np.bincount(identity[~poisoned]), np.full(100, 10))
+    assert np.array_equal(label[~poisoned], identity[~poisoned])
