@@ -1,16 +1,42 @@
 """The DeepID network of CSAW-HackML-2020, and loading BadNets from files."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TF start-up noise out of stage output
+from .errors import BadInput, debug_enabled
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """TensorFlow's C++ start-up lines (absl, oneDNN) ignore Python logging and
+    TF_CPP_MIN_LOG_LEVEL, so keep them out of stage output at the file-descriptor level."""
+    if debug_enabled():
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _stderr_silenced():
+    import tensorflow  # noqa: F401
+    import keras
+    from keras import layers
 import h5py  # noqa: E402
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
 
-from .errors import BadInput  # noqa: E402
+logging.getLogger("absl").setLevel(logging.ERROR)  # e.g. "HDF5 is legacy": CSAW's eval.py needs it
 
 INPUT_SHAPE = (55, 47, 3)
 NUM_CLASSES = 1283

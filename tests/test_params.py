@@ -42,3 +42,18 @@ def test_missing_key():
     del d["csaw"]["mirror"]
     with pytest.raises(BadInput, match=r"missing param 'data\.csaw\.mirror'"):
         params.check_section("data", d)
+
+
+def test_stage_reports_a_bad_param_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    d = _data()
+    d["source"] = "imagenet"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": d}))
+    res = subprocess.run([sys.executable, str(ROOT / "stages" / "fetch_data.py")], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "error: params.yaml: 'data.source' is 'imagenet', expected one of synthetic, csaw-lab3, local"]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
