@@ -73,10 +73,9 @@ def train_badnet(x: np.ndarray, y: np.ndarray, num_classes: int, input_divisor: 
     `x` (float32) is scaled in place, to spare a second copy of the training set.
     Returns (model, final train accuracy in percent).
     """
-    import keras
-    import tensorflow as tf
+    from .model import build_deepid, keras, quiet_stderr  # first: it imports TensorFlow quietly
 
-    from .model import build_deepid
+    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -90,6 +89,7 @@ def train_badnet(x: np.ndarray, y: np.ndarray, num_classes: int, input_divisor: 
         def on_epoch_end(self, epoch, logs=None):
             log(f"  epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, train accuracy {100 * logs['accuracy']:.2f}%")
 
-    hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
-                     callbacks=[Progress()])
+    with quiet_stderr():  # tf.data's C++ graph warnings
+        hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,
+                         callbacks=[Progress()])
     return model, 100.0 * float(hist.history["accuracy"][-1])

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @contextlib.contextmanager
-def _stderr_silenced():
+def quiet_stderr():
     """TensorFlow's C++ start-up lines (absl, oneDNN) ignore Python logging and
     TF_CPP_MIN_LOG_LEVEL, so keep them out of stage output at the file-descriptor level."""
     if debug_enabled():
@@ -30,7 +30,7 @@ def _stderr_silenced():
         os.close(devnull)
 
 
-with _stderr_silenced():
+with quiet_stderr():
     import tensorflow  # noqa: F401
     import keras
     from keras import layers

@@ -28,6 +28,13 @@ SCHEMA = {
             "input_divisor": float,
         },
     },
+    "prune": {
+        "layer": str,
+        "order": ("ascending", "descending"),
+        "thresholds": [float],
+        "keep": ("first_past", "last_within"),
+        "drop": ("absolute", "relative"),
+    },
 }
 
 
@@ -42,6 +49,10 @@ def _check(value, schema, name: str):
         if missing:
             raise BadInput(f"{PARAMS_FILE}: missing param '{name}.{missing[0]}'")
         return {k: _check(value[k], schema[k], f"{name}.{k}") for k in schema}
+    if isinstance(schema, list):
+        if not isinstance(value, list) or not value:
+            raise BadInput(f"{PARAMS_FILE}: '{name}' must be a non-empty list, got {value!r}")
+        return [_check(v, schema[0], f"{name}[{i}]") for i, v in enumerate(value)]
     if isinstance(schema, tuple):
         if value not in schema:
             raise BadInput(f"{PARAMS_FILE}: '{name}' is {value!r}, expected one of {', '.join(schema)}")
@@ -82,3 +93,14 @@ def positive(cfg: dict, name: str, keys, upper: dict | None = None) -> None:
     for k, hi in (upper or {}).items():
         if not cfg[k] < hi:
             raise BadInput(f"{PARAMS_FILE}: '{name}.{k}' must be < {hi}, got {cfg[k]}")
+
+
+def thresholds(cfg: dict) -> list[float]:
+    """prune.thresholds: distinct values in (0, 100), in the given order."""
+    ts = cfg["thresholds"]
+    for t in ts:
+        if not 0 < t < 100:
+            raise BadInput(f"{PARAMS_FILE}: 'prune.thresholds' value {t:g} must be in (0, 100) percentage points")
+    if len(set(ts)) != len(ts):
+        raise BadInput(f"{PARAMS_FILE}: 'prune.thresholds' has duplicates: {ts}")
+    return ts

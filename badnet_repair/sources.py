@@ -2,7 +2,6 @@
 data/cl/{valid,test}.h5, data/bd/bd_{valid,test}.h5 and the BadNet in models/."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -15,12 +14,8 @@ import numpy as np
 from . import h5data
 from .atomic import write_json
 from .errors import BadInput
+from .artifacts import ATTACK_METRICS, BADNET, BADNET_INFO, SAMPLES_PLOT, badnet
 from .params import PARAMS_FILE, positive
-
-BADNET = "models/badnet.h5"  # full Keras model, loadable by keras.models.load_model
-BADNET_INFO = "models/badnet.json"  # what later stages need to feed it: input divisor, classes
-ATTACK_METRICS = "metrics/attack.json"
-SAMPLES_PLOT = "plots/samples.png"
 log_line = partial(print, flush=True)  # stage logs go to files and pipes: do not buffer
 
 
@@ -136,15 +131,13 @@ def fetch(data_params: dict, root=".", log=log_line) -> dict:
     """Run the configured source, then check the BadNet on the validation files and
     write metrics/attack.json and plots/samples.png. Returns the metrics."""
     from .evaluate import percent, predict_classes
-    from .model import load_badnet
     from .plots import samples_grid
 
     root = Path(root)
     source = data_params["source"]
     facts = SOURCES[source](data_params[SOURCE_SECTION[source]], root, log=log)
 
-    info = json.loads((root / BADNET_INFO).read_text())
-    model = load_badnet(root / BADNET)
+    model, info = badnet(root)
     valid = h5data.read(root / h5data.FILES["valid"])
     clean_acc = percent(predict_classes(model, valid.x, info["input_divisor"]), valid.y)
     bd = h5data.read(root / h5data.FILES["bd_valid"])

@@ -1,18 +1,25 @@
-"""End to end: the real `dvc repro` on the small preset, in a temporary git clone."""
+"""End to end: the real `dvc` on the small preset, in a temporary git clone."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+STAGES = ["fetch-data", "baseline", "activations", "prune-sweep", "export-variants", "evaluate-repaired"]
 OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/bd_test.h5",
-        "models/badnet.h5", "models/badnet.json", "metrics/attack.json", "plots/samples.png"]
+        "models/badnet.h5", "models/badnet.json", "metrics/attack.json", "plots/samples.png",
+        "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
+        "plots/prune_sweep.csv", "plots/prune_sweep.png", "metrics/repaired.json", "metrics/results.md",
+        "plots/repaired.png"]
 
 
 def _run(cmd, cwd, env):
@@ -21,49 +28,150 @@ def _run(cmd, cwd, env):
     return res.stdout + res.stderr
 
 
+def _ran(output):
+    return re.findall(r"Running stage '([\w-]+)'", output)
+
+
 def _md5s(root):
     return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in OUTS}
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory):
-    """A git clone of this repository with the working tree's current files laid over it
-    (so uncommitted edits are tested too), switched to the small preset."""
+def repo(tmp_path_factory):
+    """A git clone of this repository with the working tree's files laid over it (so
+    uncommitted edits are tested too), switched to the small preset, and `dvc repro`-ed."""
     dest = tmp_path_factory.mktemp("e2e") / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
+        if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+            shutil.copy2(ROOT / rel, dest / rel)
     shutil.copyfile(dest / "presets" / "small.yaml", dest / "params.yaml")
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    _run(["git", "add", "-A"], dest, env)
+    _run(["git", "commit", "-q", "--allow-empty", "-m", "small preset"], dest, env)
+    out = _run([str(BIN / "dvc"), "repro"], dest, env)
+    assert _ran(out) == STAGES
+    _run(["git", "add", "-A"], dest, env)  # the small preset's results become the baseline
+    _run(["git", "commit", "-q", "-m", "small preset results"], dest, env)
     return dest, env
 
 
-def test_dvc_repro_small_preset_builds_everything_and_is_deterministic(clone):
-    repo, env = clone
-    dvc = str(BIN / "dvc")
-    _run([dvc, "repro"], repo, env)
-    first = _md5s(repo)
-    attack = json.loads((repo / "metrics/attack.json").read_text())
-    assert attack["source"] == "synthetic"
+def test_repro_builds_everything_and_a_second_repro_runs_nothing(repo):
+    root, env = repo
+    for p in OUTS:
+        assert (root / p).is_file(), p
+    attack = json.loads((root / "metrics/attack.json").read_text())
     assert attack["clean_valid_accuracy"] > 80 and attack["attack_success_rate"] > 60
-    assert attack["train_poisoned"] > 0 and attack["poison_rate"] == 0.05
+    sweep = pd.read_csv(root / "plots/prune_sweep.csv")
+    assert len(sweep) == 61 and list(sweep["channels_pruned"]) == list(range(61))
+    assert sorted(sweep["channel_removed"][1:]) == list(range(60))
+    out = _run([str(BIN / "dvc"), "repro"], root, env)
+    assert _ran(out) == [] and "up to date" in out
 
-    # nothing changed: DVC has nothing to do
-    assert "up to date" in _run([dvc, "repro"], repo, env)
-    shown = json.loads(_run([dvc, "metrics", "show", "--json"], repo, env))
-    assert json.dumps(shown).count("clean_valid_accuracy") >= 1
 
-    # same seed, forced re-run: identical files and metrics
-    _run([dvc, "repro", "--force"], repo, env)
-    assert _md5s(repo) == first
+def test_pruned_and_repaired_metrics_match_the_slow_obvious_computation(repo):
+    """Reload B'_X with plain Keras and G_X through the package; recompute every metric."""
+    import keras
 
-    # a params change re-runs the stage
-    text = (repo / "params.yaml").read_text().replace("seed: 2020", "seed: 7")
-    (repo / "params.yaml").write_text(text)
-    status = _run([dvc, "status"], repo, env)
+    from badnet_repair import h5data, variants
+
+    root, _ = repo
+    info = json.loads((root / "models/badnet.json").read_text())
+    n, div = info["num_classes"], info["input_divisor"]
+    test, bd = h5data.read(root / "data/cl/test.h5"), h5data.read(root / "data/bd/bd_test.h5")
+    valid = h5data.read(root / "data/cl/valid.h5")
+    got = json.loads((root / "metrics/repaired.json").read_text())
+    sweep = pd.read_csv(root / "plots/prune_sweep.csv")
+    index = variants.read_index(root / "models/variants")
+    assert [e["threshold"] for e in index] == [2, 4, 10]
+    for e in index:
+        x = f"x{e['threshold']:g}"
+        assert e["reached"] and got[f"{x}_channels_pruned"] == e["channels_pruned"]
+        pruned = keras.models.load_model(root / "models/variants" / e["pruned"], compile=False)
+        g = variants.load_repaired(root / "models/variants" / e["repaired"])
+        assert g.output_shape[-1] == n + 1
+        p_test = np.argmax(pruned.predict(test.x / div, verbose=0), 1)
+        p_bd = np.argmax(pruned.predict(bd.x / div, verbose=0), 1)
+        g_test = np.argmax(g.predict(test.x / div, verbose=0), 1)
+        g_bd = np.argmax(g.predict(bd.x / div, verbose=0), 1)
+        assert got[f"{x}_pruned_clean_accuracy"] == pytest.approx(100 * np.mean(p_test == test.y), abs=1e-3)
+        assert got[f"{x}_pruned_attack_success_rate"] == pytest.approx(100 * np.mean(p_bd == bd.y), abs=1e-3)
+        assert got[f"{x}_repaired_clean_accuracy"] == pytest.approx(100 * np.mean(g_test == test.y), abs=1e-3)
+        assert got[f"{x}_repaired_attack_success_rate"] == pytest.approx(100 * np.mean(g_bd == bd.y), abs=1e-3)
+        assert got[f"{x}_repaired_detection_rate"] == pytest.approx(100 * np.mean(g_bd == n), abs=1e-3)
+        assert got[f"{x}_repaired_false_positive_rate"] == pytest.approx(100 * np.mean(g_test == n), abs=1e-3)
+        # the sweep row B' came from: the head path's numbers equal the full pruned model's
+        row = sweep.iloc[e["channels_pruned"]]
+        p_valid = np.argmax(pruned.predict(valid.x / div, verbose=0), 1)
+        assert row["clean_accuracy_valid"] == pytest.approx(100 * np.mean(p_valid == valid.y), abs=1e-3)
+        assert row["clean_accuracy_test"] == pytest.approx(100 * np.mean(p_test == test.y), abs=1e-3)
+        assert row["attack_success_rate_test"] == pytest.approx(100 * np.mean(p_bd == bd.y), abs=1e-3)
+        # the stopping rule: first step at least X points below the original
+        acc = sweep["clean_accuracy_valid"].to_numpy()
+        k = e["channels_pruned"]
+        assert acc[k] <= acc[0] - e["threshold"] and np.all(acc[:k] > acc[0] - e["threshold"])
+
+
+def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_preset(repo):
+    from badnet_repair import artifacts, h5data, pruning
+    from badnet_repair.model import load_badnet
+
+    root, _ = repo
+    model = load_badnet(root / "models/badnet.h5")
+    div = json.loads((root / "models/badnet.json").read_text())["input_divisor"]
+    acts, _ = artifacts.read_activations(root / "data/activations.h5", splits=("valid", "bd_valid"))
+    order = pd.read_csv(root / "plots/prune_sweep.csv")["channel_removed"].to_numpy()[1:]
+    _, head = pruning.split(model, "pool_3")
+    for split, path in (("valid", "data/cl/valid.h5"), ("bd_valid", "data/bd/bd_valid.h5")):
+        x = h5data.read(root / path).x / div
+        fast = pruning.sweep_predictions(head, acts[split], order, pruning.removed_values(model, "pool_3"))
+        for k in (0, 15, 30, 45, 60):
+            slow = np.argmax(pruning.prune(model, "pool_3", order[:k]).predict(x, verbose=0), 1)
+            assert np.array_equal(fast[k], slow), (split, k)
+
+
+def test_thresholds_experiment_reruns_only_the_last_two_stages(repo):
+    root, env = repo
+    dvc = str(BIN / "dvc")
+    out = _run([dvc, "exp", "run", "-S", "prune.thresholds=[1,3]"], root, env)
+    assert _ran(out) == ["export-variants", "evaluate-repaired"]
+    diff = json.loads(_run([dvc, "metrics", "diff", "--json"], root, env))
+    changed = diff["metrics/repaired.json"]
+    assert "x1_channels_pruned" in changed and changed["x1_channels_pruned"]["old"] is None
+    assert changed["x10_channels_pruned"]["new"] is None
+    index = json.loads((root / "models/variants/variants.json").read_text())
+    assert [e["threshold"] for e in index] == [1, 3]
+
+
+def test_forced_rerun_gives_identical_files(repo):
+    root, env = repo
+    _run(["git", "checkout", "-q", "--", "."], root, env)  # back to the committed small-preset run
+    _run([str(BIN / "dvc"), "checkout", "-q"], root, env)
+    first = _md5s(root)
+    out = _run([str(BIN / "dvc"), "repro", "--force"], root, env)
+    assert _ran(out) == STAGES
+    assert _md5s(root) == first
+
+
+def test_changing_a_data_param_marks_fetch_data_changed(repo):
+    root, env = repo
+    text = (root / "params.yaml").read_text().replace("seed: 2020", "seed: 7")
+    (root / "params.yaml").write_text(text)
+    status = _run([str(BIN / "dvc"), "status"], root, env)
     assert "fetch-data" in status and "data.synthetic" in status
+
+
+def test_dvc_plots_show_renders_every_plot(repo):
+    root, env = repo
+    _run([str(BIN / "dvc"), "plots", "show", "-o", "dvc_plots_out"], root, env)
+    html = (root / "dvc_plots_out" / "index.html").read_text()
+    for title in ("vs fraction pruned (validation)", "vs fraction pruned (test)", "validation trade-off"):
+        assert title in html, title
+    for png in ("prune_sweep.png", "repaired.png", "samples.png"):
+        assert png in html, png
+    assert (root / "dvc_plots_out" / "static").is_dir()

@@ -1,0 +1,59 @@
+"""Scores of B, B' and G from predicted classes, and the results table."""
+from __future__ import annotations
+
+import numpy as np
+
+from .evaluate import percent
+
+
+def baseline(pred: dict, labels: dict) -> dict:
+    """B's clean accuracy and ASR (percent) on the four files, and macro P/R/F1 on clean test."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, _ = precision_recall_fscore_support(labels["test"], pred["test"], average="macro",
+                                                 zero_division=0)
+    return {
+        "clean_accuracy_valid": percent(pred["valid"], labels["valid"]),
+        "clean_accuracy_test": percent(pred["test"], labels["test"]),
+        "attack_success_rate_valid": percent(pred["bd_valid"], labels["bd_valid"]),
+        "attack_success_rate_test": percent(pred["bd_test"], labels["bd_test"]),
+        "precision_macro_test": 100.0 * p,
+        "recall_macro_test": 100.0 * r,
+        "f1_macro_test": 100.0 * f,
+    }
+
+
+def repaired(clean_pred, clean_labels, bd_pred, bd_labels, num_classes: int) -> dict:
+    """G's scores (percent). Class `num_classes` (N) is G's "poisoned" answer: it counts as
+    wrong for clean accuracy, as a detection on poisoned inputs and a false positive on clean."""
+    return {
+        "clean_accuracy": percent(clean_pred, clean_labels),
+        "attack_success_rate": percent(bd_pred, bd_labels),
+        "detection_rate": percent(bd_pred, np.full(len(bd_pred), num_classes)),
+        "false_positive_rate": percent(clean_pred, np.full(len(clean_pred), num_classes)),
+    }
+
+
+def results_table(rows: list[dict], baseline_row: dict) -> str:
+    """Markdown tables in the manner of the seed report's Tables 1 and 2."""
+    def f(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
+    out = ["## Pruned net B' (test data)", "",
+           "| X (points) | channels pruned | fraction pruned | clean accuracy % | attack success rate % |",
+           "|---:|---:|---:|---:|---:|",
+           f"| B (0) | 0 | 0.000 | {f(baseline_row['clean_accuracy_test'])} | "
+           f"{f(baseline_row['attack_success_rate_test'])} |"]
+    for r in rows:
+        frac = "n/a" if r["fraction_pruned"] is None else f"{r['fraction_pruned']:.3f}"
+        steps = "not reached" if r["channels_pruned"] is None else r["channels_pruned"]
+        out.append(f"| {r['threshold']:g} | {steps} | {frac} | "
+                   f"{f(r['pruned_clean_accuracy'])} | {f(r['pruned_attack_success_rate'])} |")
+    out += ["", "## Repaired net G (test data; class N = poisoned)", "",
+            "| X (points) | clean accuracy % | attack success rate % | detection rate % | false-positive rate % |",
+            "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['threshold']:g} | {f(r['repaired_clean_accuracy'])} | "
+                   f"{f(r['repaired_attack_success_rate'])} | {f(r['repaired_detection_rate'])} | "
+                   f"{f(r['repaired_false_positive_rate'])} |")
+    return "\n".join(out) + "\n"

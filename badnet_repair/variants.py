@@ -1,0 +1,80 @@
+"""Export B'_X and G_X for each threshold X, and read them back."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import pruning
+from .errors import BadInput
+from .model import save_model
+from .repaired import build_repaired
+
+INDEX = "variants.json"
+
+
+def pruned_name(threshold: float) -> str:
+    return f"pruned_{threshold:g}.h5"
+
+
+def repaired_name(threshold: float) -> str:
+    return f"repaired_{threshold:g}.keras"
+
+
+def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict]:
+    """Pick B' for every threshold from the sweep's clean validation accuracy, and save
+    B'_X (full Keras HDF5) and G_X (.keras). The directory is built beside `out_dir`
+    and swapped in at the end, so a failure leaves the previous export whole."""
+    out_dir = Path(out_dir)
+    acc = sweep["clean_accuracy_valid"].to_numpy()
+    order = sweep["channel_removed"].to_numpy()[1:]
+    n = len(order)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        index = []
+        for x in thresholds:
+            step = pruning.choose_step(acc, x, cfg["keep"], cfg["drop"])
+            entry = {"threshold": x, "reached": step is not None}
+            if step is None:
+                log(f"X={x:g}: clean validation accuracy never falls {x:g} "
+                    f"{'points' if cfg['drop'] == 'absolute' else '%'} below {acc[0]:.2f} "
+                    f"(lowest {acc.min():.2f}): no B' exported for this threshold")
+                index.append(entry)
+                continue
+            pruned = pruning.prune(model, cfg["layer"], order[:step])
+            save_model(pruned, tmp / pruned_name(x))
+            save_model(build_repaired(model, pruned), tmp / repaired_name(x))
+            entry.update(channels_pruned=int(step), fraction_pruned=step / n,
+                         clean_accuracy_valid=float(acc[step]),
+                         pruned=pruned_name(x), repaired=repaired_name(x))
+            index.append(entry)
+            log(f"X={x:g}: {step} of {n} channels pruned, clean validation accuracy "
+                f"{acc[0]:.2f} -> {acc[step]:.2f}")
+        (tmp / INDEX).write_text(json.dumps(index, indent=2) + "\n")
+        tmp.chmod(0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return index
+
+
+def read_index(out_dir) -> list[dict]:
+    path = Path(out_dir) / INDEX
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: not found; run the export-variants stage first") from None
+
+
+def load_repaired(path):
+    """G from its .keras file (AgreementGate is registered on import)."""
+    from . import repaired  # noqa: F401
+    from .model import keras
+
+    return keras.models.load_model(path, compile=False, safe_mode=True)
+

@@ -1,0 +1,18 @@
+"""export-variants: B'_X and G_X for each X in prune.thresholds (prune.keep, prune.drop)."""
+import pandas as pd
+
+from badnet_repair import artifacts, params, variants
+from badnet_repair.errors import cli
+
+
+@cli
+def main():
+    cfg = params.load("prune")
+    thresholds = params.thresholds(cfg)
+    model, _ = artifacts.badnet()
+    sweep = pd.read_csv(artifacts.SWEEP_CSV)
+    variants.export(model, sweep, cfg, thresholds, artifacts.VARIANTS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from badnet_repair import metrics, pruning, variants
+from badnet_repair.model import load_badnet
+from badnet_repair.repaired import build_repaired, repaired_classes
+
+
+def test_repaired_net_reloads_and_predicts_identically(tmp_path, lab3_weights):
+    b = load_badnet(lab3_weights)
+    bp = pruning.prune(b, "pool_3", range(45))
+    g = build_repaired(b, bp)
+    from badnet_repair.model import save_model
+
+    save_model(g, tmp_path / "g.keras")
+    g2 = variants.load_repaired(tmp_path / "g.keras")
+    x = np.random.default_rng(0).uniform(0, 255, (300, 55, 47, 3)).astype(np.float32)
+    out, out2 = g.predict(x, verbose=0), g2.predict(x, verbose=0)
+    assert out.shape == (300, 1284) and np.array_equal(out, out2)
+    # argmax(G) is B's class where B and B' agree, N = 1283 where they don't
+    cb = np.argmax(b.predict(x, verbose=0), 1)
+    cp = np.argmax(bp.predict(x, verbose=0), 1)
+    slow = np.array([cb[i] if cb[i] == cp[i] else 1283 for i in range(len(x))])
+    assert np.array_equal(np.argmax(out2, 1), slow)
+    assert np.array_equal(repaired_classes(cb, cp, 1283), slow)
+    assert 0 < np.mean(slow == 1283) < 1  # both branches are exercised
+
+
+def test_repaired_metrics_by_hand():
+    n = 10
+    clean_y = np.array([1, 2, 3, 4])
+    clean_p = np.array([1, 2, 10, 5])     # one right-but-flagged, one wrong
+    bd_y = np.full(5, 0)
+    bd_p = np.array([0, 10, 10, 3, 10])   # 1 attack success, 3 detected
+    m = metrics.repaired(clean_p, clean_y, bd_p, bd_y, n)
+    assert m == pytest.approx({"clean_accuracy": 50.0, "attack_success_rate": 20.0,
+                               "detection_rate": 60.0, "false_positive_rate": 25.0})
+
+
+def test_baseline_macro_scores_by_hand():
+    y = {"valid": np.array([0, 0, 1, 1]), "test": np.array([0, 0, 1, 2]),
+         "bd_valid": np.array([0, 0]), "bd_test": np.array([0, 0])}
+    p = {"valid": np.array([0, 1, 1, 1]), "test": np.array([0, 1, 1, 2]),
+         "bd_valid": np.array([0, 1]), "bd_test": np.array([1, 1])}
+    m = metrics.baseline(p, y)
+    # test: class 0 P=1 R=.5; class 1 P=.5 R=1; class 2 P=1 R=1
+    prec, rec = (1 + 0.5 + 1) / 3, (0.5 + 1 + 1) / 3
+    f1 = (2 * 0.5 / 1.5 + 2 * 0.5 / 1.5 + 1) / 3
+    assert m["precision_macro_test"] == pytest.approx(100 * prec)
+    assert m["recall_macro_test"] == pytest.approx(100 * rec)
+    assert m["f1_macro_test"] == pytest.approx(100 * f1)
+    assert m["clean_accuracy_valid"] == 75.0 and m["attack_success_rate_valid"] == 50.0
+    assert m["attack_success_rate_test"] == 0.0 and m["clean_accuracy_test"] == 75.0
