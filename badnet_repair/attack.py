@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -86,8 +87,14 @@ def train_badnet(x: np.ndarray, y: np.ndarray, num_classes: int, input_divisor: 
     x /= np.float32(input_divisor)
 
     class Progress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
-            log(f"  epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, train accuracy {100 * logs['accuracy']:.2f}%")
+            spent = time.perf_counter() - self.start
+            eta = spent / (epoch + 1) * (epochs - epoch - 1)
+            log(f"  epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}, train accuracy "
+                f"{100 * logs['accuracy']:.2f}% [{spent:.0f}s, ETA {eta:.0f}s]")
 
     with quiet_stderr():  # tf.data's C++ graph warnings
         hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0,

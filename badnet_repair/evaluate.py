@@ -1,18 +1,53 @@
-"""The one evaluation routine: predicted classes, and the scores built from them."""
+"""The one evaluation routine: a model's outputs and classes on raw images, in batches,
+through one compiled TensorFlow function per model."""
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
 PREDICT_BATCH = 1024
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def predict_classes(model, x: np.ndarray, input_divisor: float, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """Argmax class of `model` on raw 0-255 images `x`, fed as x / input_divisor."""
-    out = np.empty(len(x), np.int64)
+def _compiled(model):
+    """model(x) and argmax(model(x)) as tf.functions, built once per model.
+
+    Faster than `Model.predict` on CPU (no per-batch callbacks), and the same ops."""
+    if model not in _COMPILED:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def outputs(x):
+            return model(x, training=False)
+
+        @tf.function(reduce_retracing=True)
+        def classes(x):
+            return tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)
+
+        _COMPILED[model] = (outputs, classes)
+    return _COMPILED[model]
+
+
+def _batched(fn, x, input_divisor, batch_size):
+    scale = np.float32(1.0 / input_divisor) if input_divisor != 1 else None
+    parts = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size] / np.float32(input_divisor)
-        out[i:i + batch_size] = np.argmax(model(xb, training=False), axis=1)
-    return out
+        xb = x[i:i + batch_size].astype(np.float32, copy=False)  # uint8 images stay small until here
+        parts.append(fn(xb * scale if scale is not None else xb).numpy())
+    return parts
+
+
+def predict(model, x: np.ndarray, input_divisor: float = 1.0, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """`model`'s outputs on `x`, fed as x / input_divisor."""
+    parts = _batched(_compiled(model)[0], x, input_divisor, batch_size)
+    return np.concatenate(parts) if parts else np.empty((0,) + tuple(model.output_shape[1:]), np.float32)
+
+
+def predict_classes(model, x: np.ndarray, input_divisor: float = 1.0, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """Argmax class of `model` on raw 0-255 images `x`, fed as x / input_divisor."""
+    parts = _batched(_compiled(model)[1], x, input_divisor, batch_size)
+    return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
 
 def percent(pred: np.ndarray, labels: np.ndarray) -> float:

@@ -95,36 +95,199 @@ def prune_order(scores: np.ndarray, order: str) -> np.ndarray:
     raise BadInput(f"params.yaml: 'prune.order' is {order!r}, expected ascending or descending")
 
 
-def sweep_predictions(head, activations: np.ndarray, order: np.ndarray, fill: np.ndarray,
-                      batch_size: int = 4096, progress=None) -> np.ndarray:
+def sweep_predictions(model, layer_name: str, activations: np.ndarray, order: np.ndarray,
+                      fill: np.ndarray, batch_size: int = 4096, progress=None) -> np.ndarray:
     """Predicted classes after removing 0, 1, ..., n channels in `order`: shape (n + 1, N).
 
-    Step k sets the first k channels of `order` to `fill` (their value once pruned)
-    and runs only the head.
+    Step k sets the first k channels of `order` to `fill` (their value once pruned).
+    When every layer reading `layer_name` is linear before its activation (Conv2D, or
+    Flatten then Dense, as in DeepID) the incremental path is used; otherwise each step
+    runs the whole head. Both give the full pruned model's predictions.
     """
+    linear = _linear_split(model, layer_name)
+    if linear is None:
+        _, head = split(model, layer_name)
+        return _sweep_head(_compiled_argmax(head), activations, order, fill, batch_size, progress)
+    return _sweep_incremental(model, layer_name, *linear, activations, order, fill, batch_size, progress)
+
+
+def _sweep_head(run, activations, order, fill, batch_size, progress):
+    """Every step runs the head on all the masked activations."""
     n = activations.shape[-1]
-    run = _compiled(head)
     out = np.empty((n + 1, len(activations)), np.int32)
-    keep = np.ones(n, np.float32)
     for k in range(n + 1):
-        if k:
-            keep[order[k - 1]] = 0.0
-        shift = ((1.0 - keep) * fill).astype(np.float32)
-        for i in range(0, len(activations), batch_size):
-            out[k, i:i + batch_size] = run(activations[i:i + batch_size] * keep + shift)
+        out[k] = _step(run, activations, order[:k], fill, batch_size)
         if progress:
             progress(k)
     return out
 
 
-def _compiled(head):
+def _step(run, activations, removed, fill, batch_size):
+    """The head's classes with the `removed` channels set to their pruned value."""
+    keep, shift = _mask(removed, fill)
+    return np.concatenate([run(activations[i:i + batch_size] * keep + shift)
+                           for i in range(0, len(activations), batch_size)] or [np.empty(0, np.int32)])
+
+
+def _mask(removed, fill):
+    keep = np.ones(len(fill), np.float32)
+    keep[np.asarray(removed, np.int64)] = 0.0
+    return keep, ((1.0 - keep) * fill).astype(np.float32)
+
+
+class _Linear:
+    """A layer that reads the pruned layer directly and is linear before its activation,
+    so removing channel c subtracts c's own contribution from its pre-activation."""
+
+    def __init__(self, layer, flattened: bool):
+        self.layer, self.flattened = layer, flattened
+        kernel, *bias = layer.get_weights()
+        self.kernel = kernel.astype(np.float64)
+        self.kernel32 = kernel.astype(np.float32)
+        self.bias = bias[0].astype(np.float64) if bias else 0.0
+
+    def pre_activation(self, a: np.ndarray) -> np.ndarray:
+        """In float64, so the starting point carries no rounding of its own."""
+        a = a.astype(np.float64)
+        if self.flattened:
+            return a.reshape(len(a), -1) @ self.kernel + self.bias
+        return self._patches(a) @ self.kernel.reshape(-1, self.kernel.shape[-1]) + self.bias
+
+    def contribution(self, d: np.ndarray, c: int, channels: int) -> np.ndarray:
+        """The part of the pre-activation that channel c's map `d` (N, H, W) makes."""
+        k = self.kernel32
+        if self.flattened:  # channels-last flatten: channel c sits at every `channels`-th row
+            return d.reshape(len(d), -1) @ k[c::channels]
+        return self._patches(d[..., None]) @ k[:, :, c, :].reshape(-1, k.shape[-1])
+
+    def _patches(self, x: np.ndarray) -> np.ndarray:
+        """im2col for the conv: (N, OH, OW, kh * kw * C), in the kernel's (i, j, c) order."""
+        (kh, kw), (sh, sw), (dh, dw) = self.layer.kernel_size, self.layer.strides, self.layer.dilation_rate
+        _, h, w, _ = x.shape
+        if self.layer.padding == "same":  # TF's SAME: the extra pixel goes after
+            oh, ow = -(-h // sh), -(-w // sw)
+            ph = max((oh - 1) * sh + (kh - 1) * dh + 1 - h, 0)
+            pw = max((ow - 1) * sw + (kw - 1) * dw + 1 - w, 0)
+            x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+        else:
+            oh, ow = (h - (kh - 1) * dh - 1) // sh + 1, (w - (kw - 1) * dw - 1) // sw + 1
+        return np.concatenate([x[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                               for i in range(kh) for j in range(kw)], axis=-1)
+
+
+def _linear_split(model, layer_name):
+    """([_Linear], tail) if every reader of the layer is Conv2D or Flatten -> Dense; else None.
+
+    The tail maps those readers' outputs (after their activations) to the model output.
+    """
+    layer = _get_layer(model, layer_name)
+    readers = []
+    for op in _readers(layer):  # cloning a model can leave duplicate nodes: count layers, not nodes
+        after = _readers(op)
+        if isinstance(op, keras.layers.Conv2D) and op.data_format == "channels_last" and op.groups == 1:
+            readers.append(_Linear(op, flattened=False))
+        elif (isinstance(op, keras.layers.Flatten) and op.data_format == "channels_last"
+              and len(after) == 1 and isinstance(after[0], keras.layers.Dense)):
+            readers.append(_Linear(after[0], flattened=True))
+        else:
+            return None
+    if not readers:
+        return None
+    try:
+        tail = keras.Model([r.layer.output for r in readers], model.output)
+    except Exception:  # a graph Keras cannot cut there: use the whole head instead
+        return None
+    return readers, tail
+
+
+def _readers(layer) -> list:
+    """The distinct layers that take `layer`'s output."""
+    found = {}
+    for node in layer._outbound_nodes:
+        found.setdefault(id(node.operation), node.operation)
+    return list(found.values())
+
+
+TIE = 1e-3  # top-2 scores closer than this (relative) are re-decided by the exact head
+
+
+def _sweep_incremental(model, layer_name, readers, tail, activations, order, fill, batch_size, progress):
+    """Keep each reader's pre-activation per image; removing channel c subtracts c's
+    contribution, and only the tail runs. In float32 this drifts from the model's own
+    float32 sums by about 1e-6 relative, far inside TIE. Images whose channel c equals its pruned
+    value are untouched, so their prediction carries over. A prediction whose top two
+    scores are within TIE (relative) is re-decided by the whole head on the masked
+    activations, so rounding never decides a near-tie differently from the full model."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def argmax(a):
-        return tf.argmax(head(a, training=False), axis=-1, output_type=tf.int32)
+    n_ch = activations.shape[-1]
+    _, head = split(model, layer_name)
+    exact = _compiled_argmax(head)
+    acts = [keras.activations.get(r.layer.activation) for r in readers]
 
-    return lambda a: argmax(a).numpy()
+    # A softmax is monotone: when the model ends in Dense + softmax, decide on its logits
+    # and skip the exponentials. A near-tie is then a logit gap under TIE (scaled).
+    last = model.output._keras_history[0]
+    logits = isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "") == "softmax"
+    if logits:
+        tail = keras.Model([r.layer.output for r in readers], last.input)
+        w, b = last.kernel, last.bias
+
+    @tf.function(reduce_retracing=True)
+    def decide(*pre):
+        out = tail([act(p) for act, p in zip(acts, pre)], training=False)
+        if logits:
+            out = tf.matmul(out, w) + b
+        best = tf.reduce_max(out, axis=-1, keepdims=True)
+        gap = TIE * (tf.maximum(tf.abs(best), 1.0) if logits else best)
+        rivals = tf.reduce_sum(tf.cast(out >= best - gap, tf.int32), axis=-1)  # cheaper than top_k
+        return tf.argmax(out, axis=-1, output_type=tf.int32), rivals > 1
+
+    def run(pre, rows, removed):
+        """Classes of the images `rows` (None: all) from their pre-activations."""
+        n = len(pre[0]) if rows is None else len(rows)
+        pred, tie = [], []
+        for i in range(0, n, batch_size):
+            pick = slice(i, i + batch_size) if rows is None else rows[i:i + batch_size]
+            p, t = decide(*[z[pick] for z in pre])
+            pred.append(p.numpy())
+            tie.append(t.numpy())
+        pred, tie = np.concatenate(pred), np.concatenate(tie)
+        if tie.any():
+            idx = np.flatnonzero(tie) if rows is None else rows[tie]
+            pred[tie] = _step(exact, activations[idx], removed, fill, batch_size)
+        return pred
+
+    out = np.empty((n_ch + 1, len(activations)), np.int32)
+    out[0] = _step(exact, activations, [], fill, batch_size)
+    pre = [np.concatenate([r.pre_activation(activations[i:i + batch_size]).astype(np.float32)
+                           for i in range(0, len(activations), batch_size)]) for r in readers]
+    by_channel = np.ascontiguousarray(np.moveaxis(activations, -1, 0))  # each step reads one channel
+    if progress:
+        progress(0)
+    for k in range(1, n_ch + 1):
+        c = int(order[k - 1])
+        d = by_channel[c] - fill[c]
+        changed = np.any(d != 0, axis=(1, 2))
+        out[k] = out[k - 1]
+        if changed.all():  # whole arrays: no gather and scatter of the pre-activations
+            for r, z in zip(readers, pre):
+                z -= r.contribution(d, c, n_ch)
+            out[k] = run(pre, None, order[:k])
+        elif changed.any():
+            rows = np.flatnonzero(changed)
+            for r, z in zip(readers, pre):
+                z[rows] -= r.contribution(d[rows], c, n_ch)
+            out[k, rows] = run(pre, rows, order[:k])
+        if progress:
+            progress(k)
+    return out
+
+
+def _compiled_argmax(model):
+    from .evaluate import predict_classes
+
+    return lambda a: predict_classes(model, a, batch_size=len(a) or 1)
 
 
 def choose_step(valid_accuracy: np.ndarray, threshold: float, keep: str, drop: str):

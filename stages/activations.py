@@ -4,7 +4,7 @@ import pandas as pd
 from badnet_repair import artifacts, h5data, params, pruning
 from badnet_repair.atomic import atomic_path
 from badnet_repair.errors import cli
-from badnet_repair.evaluate import PREDICT_BATCH
+from badnet_repair.evaluate import predict
 
 
 @cli
@@ -16,7 +16,7 @@ def main():
     acts, labels = {}, {}
     for split, path in h5data.FILES.items():
         ds = h5data.read(path)
-        acts[split] = front.predict(ds.x / info["input_divisor"], batch_size=PREDICT_BATCH, verbose=0)
+        acts[split] = predict(front, ds.x, info["input_divisor"])
         labels[split] = ds.y
         print(f"{split}: {acts[split].shape[0]} images -> {layer} {acts[split].shape[1:]}", flush=True)
     artifacts.write_activations(artifacts.ACTIVATIONS, acts, labels)

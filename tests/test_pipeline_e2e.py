@@ -126,10 +126,10 @@ def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_prese
     div = json.loads((root / "models/badnet.json").read_text())["input_divisor"]
     acts, _ = artifacts.read_activations(root / "data/activations.h5", splits=("valid", "bd_valid"))
     order = pd.read_csv(root / "plots/prune_sweep.csv")["channel_removed"].to_numpy()[1:]
-    _, head = pruning.split(model, "pool_3")
     for split, path in (("valid", "data/cl/valid.h5"), ("bd_valid", "data/bd/bd_valid.h5")):
         x = h5data.read(root / path).x / div
-        fast = pruning.sweep_predictions(head, acts[split], order, pruning.removed_values(model, "pool_3"))
+        fast = pruning.sweep_predictions(model, "pool_3", acts[split], order,
+                                         pruning.removed_values(model, "pool_3"))
         for k in (0, 15, 30, 45, 60):
             slow = np.argmax(pruning.prune(model, "pool_3", order[:k]).predict(x, verbose=0), 1)
             assert np.array_equal(fast[k], slow), (split, k)

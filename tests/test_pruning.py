@@ -16,10 +16,10 @@ def _full_model_classes(model, layer, order, k, x):
 
 
 def _check_head_path(model, layer, x, steps):
-    front, head = pruning.split(model, layer)
+    front, _ = pruning.split(model, layer)
     acts = front.predict(x, verbose=0)
     order = pruning.prune_order(pruning.channel_scores(acts), "ascending")
-    fast = pruning.sweep_predictions(head, acts, order, pruning.removed_values(model, layer))
+    fast = pruning.sweep_predictions(model, layer, acts, order, pruning.removed_values(model, layer))
     assert fast.shape == (len(order) + 1, len(x))
     for k in steps:
         assert np.array_equal(fast[k], _full_model_classes(model, layer, order, k, x)), f"step {k}"
@@ -60,6 +60,39 @@ def test_head_path_on_a_generic_functional_model(activation, layer):
     _check_head_path(model, layer, x, steps=range(7))
     if activation == "sigmoid" and layer != "features":
         assert np.allclose(pruning.removed_values(model, layer), 0.5)  # sigmoid(0), not 0
+
+
+def _linear_readers_model(activation):
+    """Not DeepID: the pruned layer is read by a strided SAME conv, a dilated conv and
+    Flatten -> Dense, so the incremental path applies."""
+    inp = keras.Input((14, 12, 3))
+    h = keras.layers.Conv2D(6, 3, activation=activation, name="features")(inp)
+    h = keras.layers.MaxPooling2D(2, name="pooled")(h)
+    a = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="tanh")(h)
+    b = keras.layers.Conv2D(4, 2, dilation_rate=2, activation="relu")(h)
+    c = keras.layers.Dense(7, activation="relu")(keras.layers.Flatten()(h))
+    merged = keras.layers.Concatenate()([keras.layers.Flatten()(a), keras.layers.Flatten()(b), c])
+    model = keras.Model(inp, keras.layers.Dense(6, activation="softmax")(merged))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+@pytest.mark.parametrize("tie", [pruning.TIE, 1.0])  # 1.0 sends every prediction through the exact fallback
+def test_incremental_path_on_a_generic_model(activation, tie, monkeypatch):
+    monkeypatch.setattr(pruning, "TIE", tie)
+    model = _linear_readers_model(activation)
+    assert pruning._linear_split(model, "pooled") is not None
+    x = np.random.default_rng(2).normal(0, 1, (300, 14, 12, 3)).astype(np.float32)
+    _check_head_path(model, "pooled", x, steps=range(7))
+
+
+def test_deepid_uses_the_incremental_path():
+    model = build_deepid(10)
+    pruning.removed_values(model, "pool_3")  # clones the model, which adds nodes to its layers
+    readers, _ = pruning._linear_split(model, "pool_3")
+    assert sorted(r.layer.name for r in readers) == ["conv_4", "fc_1"]
 
 
 def test_untraceable_and_missing_layers_are_clear_errors():
