@@ -37,6 +37,7 @@ with quiet_stderr():
 import h5py  # noqa: E402
 
 logging.getLogger("absl").setLevel(logging.ERROR)  # e.g. "HDF5 is legacy": CSAW's eval.py needs it
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # e.g. retracing notes: one tf.function per model is by design
 
 INPUT_SHAPE = (55, 47, 3)
 NUM_CLASSES = 1283

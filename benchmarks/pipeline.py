@@ -1,0 +1,77 @@
+"""Whole-pipeline timings, in a temporary git clone of this repository:
+
+    python benchmarks/pipeline.py                 # the default params (about 5 minutes on 2 cores)
+    python benchmarks/pipeline.py --preset small  # presets/small.yaml (under a minute)
+
+Measures the whole `dvc repro` from scratch (and each stage in it), a no-op `dvc repro`,
+and a `dvc repro` after changing only `prune.thresholds`, and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def timed(cmd, cwd, env, echo=False):
+    """Run `cmd`; return (seconds, [(stage, seconds)]) from its 'Running stage' lines."""
+    start = time.perf_counter()
+    stages, current, began = [], None, start
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if echo:
+            print("    " + line.rstrip(), flush=True)
+        m = re.search(r"Running stage '([\w-]+)'", line)
+        if m:
+            now = time.perf_counter()
+            if current:
+                stages.append((current, now - began))
+            current, began = m.group(1), now
+    if proc.wait():
+        sys.exit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    end = time.perf_counter()
+    if current:
+        stages.append((current, end - began))
+    return end - start, stages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", choices=["default", "small"], default="default")
+    ap.add_argument("--echo", action="store_true", help="show the stages' own output")
+    args = ap.parse_args()
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    dvc = str(BIN / "dvc")
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+        if args.preset == "small":
+            shutil.copyfile(repo / "presets" / "small.yaml", repo / "params.yaml")
+        print(f"timing `dvc repro` ({args.preset} params) in a clone of {ROOT}, {os.cpu_count()} cores", flush=True)
+        full, stages = timed([dvc, "repro"], repo, env, args.echo)
+        noop, _ = timed([dvc, "repro"], repo, env)
+        params = repo / "params.yaml"
+        text, n = re.subn(r"thresholds: \[[^\]]*\]", "thresholds: [1, 3]", params.read_text())
+        assert n == 1, "prune.thresholds not found in params.yaml"
+        params.write_text(text)
+        rerun, rerun_stages = timed([dvc, "repro"], repo, env)
+
+    print("\n| run | wall time |\n|---|---:|")
+    print(f"| `dvc repro` from scratch | {full:.1f} s |")
+    for name, secs in stages:
+        print(f"| &nbsp;&nbsp;{name} | {secs:.1f} s |")
+    print(f"| no-op `dvc repro` | {noop:.1f} s |")
+    print(f"| `dvc repro` after changing `prune.thresholds` ({', '.join(s for s, _ in rerun_stages)}) | {rerun:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
