@@ -48,9 +48,12 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the CSAW dataset sizes")
     ap.add_argument("--naive-steps", type=int, default=6, help="evenly spaced steps for the naive reference")
     ap.add_argument("--naive-batch", type=int, default=32, help="predict batch size of the naive reference (Keras' default)")
+    ap.add_argument("--model", help="a BadNet to sweep instead, e.g. models/badnet.h5 after `dvc repro`")
     args = ap.parse_args()
 
-    if SHARED_WEIGHTS.is_file():
+    if args.model:
+        model, source = load_badnet(args.model), args.model
+    elif SHARED_WEIGHTS.is_file():
         model, source = load_badnet(SHARED_WEIGHTS), "the real CSAW lab3 BadNet weights"
     else:
         keras.utils.set_random_seed(0)
