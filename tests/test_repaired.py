@@ -51,3 +51,23 @@ def test_baseline_macro_scores_by_hand():
     assert m["f1_macro_test"] == pytest.approx(100 * f1)
     assert m["clean_accuracy_valid"] == 75.0 and m["attack_success_rate_valid"] == 50.0
     assert m["attack_success_rate_test"] == 0.0 and m["clean_accuracy_test"] == 75.0
+
+
+def test_export_says_when_a_threshold_is_never_reached(tmp_path):
+    import pandas as pd
+
+    from badnet_repair.model import build_deepid
+
+    model = build_deepid(10)
+    acc = [90.0, 89.0, 87.5] + [87.0] * 58  # never falls 5 points
+    sweep = pd.DataFrame({"channels_pruned": range(61), "clean_accuracy_valid": acc,
+                          "channel_removed": [-1] + list(range(60))})
+    cfg = {"layer": "pool_3", "keep": "first_past", "drop": "absolute"}
+    said = []
+    index = variants.export(model, sweep, cfg, [2, 5], tmp_path / "variants", log=said.append)
+    assert [e["reached"] for e in index] == [True, False]
+    assert index[0]["channels_pruned"] == 2
+    assert any("X=5" in line and "never falls" in line for line in said)
+    assert sorted(p.name for p in (tmp_path / "variants").iterdir()) == [
+        "pruned_2.h5", "repaired_2.keras", "variants.json"]
+    assert not list(tmp_path.glob(".variants.*"))  # the temp directory was swapped in
