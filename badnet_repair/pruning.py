@@ -142,20 +142,18 @@ class _Linear:
     def __init__(self, layer, flattened: bool):
         self.layer, self.flattened = layer, flattened
         kernel, *bias = layer.get_weights()
-        self.kernel = kernel.astype(np.float64)
-        self.kernel32 = kernel.astype(np.float32)
-        self.bias = bias[0].astype(np.float64) if bias else 0.0
+        self.kernel = kernel.astype(np.float32)
+        self.bias = bias[0].astype(np.float32) if bias else np.float32(0)
 
     def pre_activation(self, a: np.ndarray) -> np.ndarray:
-        """In float64, so the starting point carries no rounding of its own."""
-        a = a.astype(np.float64)
+        a = a.astype(np.float32, copy=False)
         if self.flattened:
             return a.reshape(len(a), -1) @ self.kernel + self.bias
         return self._patches(a) @ self.kernel.reshape(-1, self.kernel.shape[-1]) + self.bias
 
     def contribution(self, d: np.ndarray, c: int, channels: int) -> np.ndarray:
         """The part of the pre-activation that channel c's map `d` (N, H, W) makes."""
-        k = self.kernel32
+        k = self.kernel
         if self.flattened:  # channels-last flatten: channel c sits at every `channels`-th row
             return d.reshape(len(d), -1) @ k[c::channels]
         return self._patches(d[..., None]) @ k[:, :, c, :].reshape(-1, k.shape[-1])
@@ -260,7 +258,7 @@ def _sweep_incremental(model, layer_name, readers, tail, activations, order, fil
 
     out = np.empty((n_ch + 1, len(activations)), np.int32)
     out[0] = _step(exact, activations, [], fill, batch_size)
-    pre = [np.concatenate([r.pre_activation(activations[i:i + batch_size]).astype(np.float32)
+    pre = [np.concatenate([r.pre_activation(activations[i:i + batch_size])
                            for i in range(0, len(activations), batch_size)]) for r in readers]
     by_channel = np.ascontiguousarray(np.moveaxis(activations, -1, 0))  # each step reads one channel
     if progress:
