@@ -211,11 +211,12 @@ TIE = 1e-3  # top-2 scores closer than this (relative) are re-decided by the exa
 
 def _sweep_incremental(model, layer_name, readers, tail, activations, order, fill, batch_size, progress):
     """Keep each reader's pre-activation per image; removing channel c subtracts c's
-    contribution, and only the tail runs. In float32 this drifts from the model's own
-    float32 sums by about 1e-6 relative, far inside TIE. Images whose channel c equals its pruned
-    value are untouched, so their prediction carries over. A prediction whose top two
-    scores are within TIE (relative) is re-decided by the whole head on the masked
-    activations, so rounding never decides a near-tie differently from the full model."""
+    contribution, and only the tail runs. Images whose channel c already equals its
+    pruned value are untouched, so their prediction carries over.
+
+    The running float32 sums drift from the model's own by about 1e-6 relative, far
+    inside TIE: a prediction whose top two scores are within TIE is re-decided by the
+    whole head on the masked activations, so rounding never picks another class."""
     import tensorflow as tf
 
     n_ch = activations.shape[-1]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import h5data
-from .atomic import write_json
+from .atomic import atomic_path, write_json
 from .errors import BadInput
 from .artifacts import ATTACK_METRICS, BADNET, BADNET_INFO, SAMPLES_PLOT, badnet
 from .params import PARAMS_FILE, positive
@@ -102,9 +102,7 @@ def local(cfg: dict, root: Path, log=log_line) -> dict:
             raise BadInput(f"{PARAMS_FILE}: 'data.local.{key}' is empty: give the path of your file")
     model = load_badnet(cfg["model"])
     n_classes = int(model.output_shape[-1])
-    if tuple(model.input_shape[1:]) != (55, 47, 3) and model.input_shape[1:3] != (None, None):
-        log(f"note: the model takes {model.input_shape[1:]} inputs")
-    for key, rel in h5data.FILES.items():
+    for key in h5data.FILES:
         ds = h5data.read(cfg[key])  # validates the format before anything is copied
         if tuple(ds.x.shape[1:]) != tuple(model.input_shape[1:]):
             raise BadInput(f"{cfg[key]}: images are {ds.x.shape[1:]}, the model takes {model.input_shape[1:]}")
@@ -112,11 +110,7 @@ def local(cfg: dict, root: Path, log=log_line) -> dict:
         if bad.any():
             raise BadInput(f"{cfg[key]}: label {int(ds.y[bad][0])} is outside the model's {n_classes} classes")
     for key, rel in h5data.FILES.items():
-        dest = root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        from .atomic import atomic_path
-
-        with atomic_path(dest) as tmp:
+        with atomic_path(root / rel) as tmp:
             shutil.copyfile(cfg[key], tmp)
     _save_badnet(model, {"source": "local", "input_divisor": cfg["input_divisor"],
                          "num_classes": n_classes}, root)
