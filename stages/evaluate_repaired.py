@@ -40,11 +40,11 @@ def main():
 
     baseline = metrics.repaired(b_test, test.y, b_bd, bd.y, n)
     write_json(artifacts.REPAIRED_METRICS, flat)
-    write_text(artifacts.RESULTS_MD, metrics.results_table(
-        rows, {"clean_accuracy_test": baseline["clean_accuracy"],
-               "attack_success_rate_test": baseline["attack_success_rate"]}))
+    table = metrics.results_table(rows, {"clean_accuracy_test": baseline["clean_accuracy"],
+                                         "attack_success_rate_test": baseline["attack_success_rate"]})
+    write_text(artifacts.RESULTS_MD, table)
     plots.repaired_bars(rows, artifacts.REPAIRED_PLOT)
-    print(open(artifacts.RESULTS_MD).read())
+    print(table)
 
 
 if __name__ == "__main__":
