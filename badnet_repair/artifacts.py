@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import h5data
+from . import checks, h5data
 from .atomic import atomic_path
 from .errors import BadInput
 
@@ -31,11 +31,30 @@ def badnet(root="."):
     from .model import load_badnet
 
     root = Path(root)
+    path = root / BADNET_INFO
     try:
-        info = json.loads((root / BADNET_INFO).read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
-        raise BadInput(f"{root / BADNET_INFO}: not found; run the fetch-data stage first") from None
-    return load_badnet(root / BADNET), info
+        raise BadInput(f"{path}: not found; run the fetch-data stage first") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force fetch-data`") from None
+    for key, kind in (("input_divisor", (int, float)), ("num_classes", int)):
+        if not isinstance(info, dict) or not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+            raise BadInput(f"{path}: no valid '{key}'; run `dvc repro --force fetch-data`")
+    model = load_badnet(root / BADNET)
+    checks.model_io(model, root / BADNET)
+    if int(model.output_shape[-1]) != info["num_classes"]:
+        raise BadInput(f"{root / BADNET}: has {model.output_shape[-1]} classes, but {path} says "
+                       f"{info['num_classes']}; run `dvc repro --force fetch-data`")
+    return model, info
+
+
+def read_split(split: str, model, root=".", path=None) -> h5data.Dataset:
+    """One of the four data files, checked against the BadNet that will read it."""
+    path = Path(path) if path else Path(root) / h5data.FILES[split]
+    ds = h5data.read(path)
+    checks.dataset(ds, path, model, Path(root) / BADNET, poisoned=split.startswith("bd_"))
+    return ds
 
 
 def write_activations(path, acts: dict, labels: dict) -> None:
@@ -53,3 +72,20 @@ def read_activations(path, splits=tuple(h5data.FILES)):
                     {s: f[f"{s}/labels"][()].astype(np.int64) for s in splits})
         except KeyError as exc:
             raise BadInput(f"{path}: incomplete activations cache ({exc})") from None
+
+
+def read_sweep(path=SWEEP_CSV):
+    """The prune-sweep table, with the columns later stages need."""
+    import pandas as pd
+
+    try:
+        sweep = pd.read_csv(path)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: not found; run the prune-sweep stage first") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise BadInput(f"{path}: not a readable CSV ({exc})") from None
+    missing = {"channels_pruned", "channel_removed", "clean_accuracy_valid"} - set(sweep.columns)
+    if missing or len(sweep) < 2:
+        raise BadInput(f"{path}: not a prune-sweep table (missing {sorted(missing) or 'rows'}); "
+                       f"run `dvc repro --force prune-sweep`")
+    return sweep

@@ -15,19 +15,36 @@ def debug_enabled() -> bool:
 
 
 def cli(main):
-    """Run `main`; on BadInput (or a missing file) print one line and exit 1.
+    """Run `main`; on any error print one line and exit non-zero, with no traceback.
 
-    Set BADNET_REPAIR_DEBUG=1 to see the traceback instead.
+    BadInput says what to fix; an OSError names its file; anything else is reported as
+    unexpected. Set BADNET_REPAIR_DEBUG=1 to see the traceback instead.
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except (BadInput, FileNotFoundError) as exc:
+        except KeyboardInterrupt:
             if debug_enabled():
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            print(f"error: {one_line(exc)}", file=sys.stderr)
             sys.exit(1)
 
     return wrapper
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, BadInput):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = (f"unexpected {type(exc).__name__}: {exc} "
+                f"(set BADNET_REPAIR_DEBUG=1 for the traceback)")
+    return " ".join(text.split())  # one line, whatever the message held

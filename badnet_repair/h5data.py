@@ -40,31 +40,45 @@ def _open(path) -> h5py.File:
 def read(path, chunk: int = CHUNK) -> Dataset:
     """Read a CSAW h5 file as NHWC float32 images and int64 labels.
 
-    Reads `chunk` images at a time into a preallocated array, so a float64 file
-    never needs a second full-size copy in memory.
+    `data` is (N, 3, H, W) channels first as CSAW writes it; (N, H, W, 3) channels last
+    is recognised by where the 3 colour channels are and accepted too. Reads `chunk`
+    images at a time into a preallocated array, so a float64 file never needs a second
+    full-size copy in memory. Everything checkable without the model is checked here.
     """
     with _open(path) as f:
         for key in ("data", "label"):
-            if key not in f:
+            if not isinstance(f.get(key), h5py.Dataset):
                 raise BadInput(f"{path}: no '{key}' dataset (found: {sorted(f.keys())})")
         data, label = f["data"], f["label"]
-        if data.ndim != 4 or data.shape[1] != 3:
-            raise BadInput(f"{path}: 'data' has shape {data.shape}, expected (N, 3, H, W) channels first")
+        if data.ndim != 4 or 3 not in (data.shape[1], data.shape[3]):
+            raise BadInput(f"{path}: 'data' has shape {data.shape}, expected (N, 3, H, W) channels first "
+                           f"or (N, H, W, 3) channels last")
+        channels_first = data.shape[1] == 3
         n = data.shape[0]
+        if n == 0:
+            raise BadInput(f"{path}: holds zero images")
         if label.shape != (n,):
             raise BadInput(f"{path}: 'label' has shape {label.shape}, expected ({n},) to match 'data'")
-        if not np.issubdtype(data.dtype, np.number) or not np.issubdtype(label.dtype, np.number):
-            raise BadInput(f"{path}: 'data' and 'label' must be numeric")
-        x = np.empty((n, data.shape[2], data.shape[3], 3), np.float32)
+        for key, d in (("data", data), ("label", label)):
+            if d.dtype.kind not in "uif" or d.dtype.kind == "b":
+                raise BadInput(f"{path}: '{key}' has dtype {d.dtype}, expected numbers")
+        hw = data.shape[2:4] if channels_first else data.shape[1:3]
+        x = np.empty((n, *hw, 3), np.float32)
         try:
             for i in range(0, n, chunk):
-                x[i:i + chunk] = np.asarray(data[i:i + chunk], np.float32).transpose(0, 2, 3, 1)
+                part = np.asarray(data[i:i + chunk], np.float32)
+                x[i:i + chunk] = part.transpose(0, 2, 3, 1) if channels_first else part
             raw = label[()]
         except OSError as exc:
             raise BadInput(f"{path}: truncated or corrupt ({exc})") from None
+    finite = np.isfinite(x).reshape(n, -1).all(axis=1)
+    if not finite.all():
+        raise BadInput(f"{path}: image {int(np.argmin(finite))} (and {int(n - finite.sum() - 1)} more) "
+                       f"holds NaN or infinite pixels")
     y = np.asarray(raw)
     if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-        raise BadInput(f"{path}: 'label' holds non-integer values")
+        bad = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
+        raise BadInput(f"{path}: 'label' holds non-integer values (label {bad} is {y[bad]!r})")
     return Dataset(x, y.astype(np.int64))
 
 

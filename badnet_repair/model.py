@@ -77,37 +77,69 @@ def weights_num_classes(path) -> int:
     with h5py.File(path, "r") as f:
         f.visititems(visit)
     if len(found) != 1:
-        raise BadInput(f"{path}: no single 160 x N output kernel: not DeepID weights")
+        raise BadInput(f"{path}: neither a full Keras model (no model_config) nor DeepID weights "
+                       f"(no single 160 x N output kernel)")
     return int(found[0])
 
 
 def load_badnet(path, num_classes: int | None = None) -> keras.Model:
-    """Load a BadNet: a full Keras model (.h5/.keras) or a weights file for DeepID."""
+    """Load a BadNet: a full Keras model (.h5/.keras) or a weights file for DeepID.
+
+    Never unpickles: safe_mode refuses Lambda layers' serialised code in either format."""
+    from .checks import model_io
+
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: model file not found")
     try:
         if path.suffix == ".keras":
-            return keras.models.load_model(path, compile=False, safe_mode=True)
-        with h5py.File(path, "r") as f:
-            full_model = "model_config" in f.attrs
-        if full_model:
-            return keras.models.load_model(path, compile=False)
-        model = build_deepid(num_classes or weights_num_classes(path))
-        model.load_weights(path)
-        return model
+            model = keras.models.load_model(path, compile=False, safe_mode=True)
+        else:
+            with h5py.File(path, "r") as f:
+                full_model = "model_config" in f.attrs
+            if full_model:
+                model = keras.models.load_model(path, compile=False, safe_mode=True)
+            else:
+                model = build_deepid(num_classes or weights_num_classes(path))
+                model.load_weights(path)
     except BadInput:
         raise
     except Exception as exc:  # Keras and h5py raise many types for a bad file
-        raise BadInput(f"{path}: cannot load as a Keras model or DeepID weights ({type(exc).__name__}: {exc})") from None
+        first = " ".join(str(exc).split())[:300]
+        raise BadInput(f"{path}: cannot load as a Keras model or DeepID weights ({type(exc).__name__}: {first})") from None
+    model_io(model, path)
+    return model
 
 
 def save_model(model: keras.Model, path) -> None:
-    """Save a full model atomically, in the format its suffix names (.h5 is what CSAW eval.py loads)."""
+    """Save a full model atomically, in the format its suffix names (.h5 is what CSAW eval.py loads).
+
+    A .keras zip carries the save time twice (an entry's date, metadata's date_saved);
+    both are pinned so that the same model always gives the same bytes."""
     from .atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        target = tmp.with_suffix(path.suffix)
+        target = tmp.with_name(tmp.name + path.suffix)  # Keras picks the format by suffix
         model.save(target)
-        os.replace(target, tmp)
+        if path.suffix == ".keras":
+            _pin_zip_times(target, tmp)
+            target.unlink()
+        else:
+            os.replace(target, tmp)
+
+
+def _pin_zip_times(src: Path, dst: Path) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "metadata.json":
+                meta = json.loads(data)
+                meta["date_saved"] = "1980-01-01@00:00:00"
+                data = json.dumps(meta).encode()
+            info = zipfile.ZipInfo(item.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = item.compress_type, item.external_attr
+            zout.writestr(info, data)

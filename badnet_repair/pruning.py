@@ -45,7 +45,11 @@ def source_conv(model, layer_name: str):
 def split(model, layer_name: str):
     """(front, head): input -> layer output, and layer output -> model output."""
     layer = _get_layer(model, layer_name)
-    return keras.Model(model.input, layer.output), keras.Model(layer.output, model.output)
+    try:
+        return keras.Model(model.input, layer.output), keras.Model(layer.output, model.output)
+    except ValueError as exc:  # e.g. a layer on a side branch, or one the output does not depend on
+        raise BadInput(f"params.yaml: the model cannot be cut at 'prune.layer' {layer_name!r} "
+                       f"({' '.join(str(exc).split())[:200]})") from None
 
 
 def prune(model, layer_name: str, channels) -> keras.Model:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import h5data
+from . import checks, h5data
 from .atomic import atomic_path, write_json
 from .errors import BadInput
-from .artifacts import ATTACK_METRICS, BADNET, BADNET_INFO, SAMPLES_PLOT, badnet
+from .artifacts import ATTACK_METRICS, BADNET, BADNET_INFO, SAMPLES_PLOT, badnet, read_split
 from .params import PARAMS_FILE, positive
 log_line = partial(print, flush=True)  # stage logs go to files and pipes: do not buffer
 
@@ -101,14 +101,13 @@ def local(cfg: dict, root: Path, log=log_line) -> dict:
         if not cfg[key]:
             raise BadInput(f"{PARAMS_FILE}: 'data.local.{key}' is empty: give the path of your file")
     model = load_badnet(cfg["model"])
-    n_classes = int(model.output_shape[-1])
-    for key in h5data.FILES:
-        ds = h5data.read(cfg[key])  # validates the format before anything is copied
-        if tuple(ds.x.shape[1:]) != tuple(model.input_shape[1:]):
-            raise BadInput(f"{cfg[key]}: images are {ds.x.shape[1:]}, the model takes {model.input_shape[1:]}")
-        bad = (ds.y < 0) | (ds.y >= n_classes)
-        if bad.any():
-            raise BadInput(f"{cfg[key]}: label {int(ds.y[bad][0])} is outside the model's {n_classes} classes")
+    _, n_classes = checks.model_io(model, cfg["model"])
+    files = {}
+    for key in h5data.FILES:  # every file is checked before anything is copied
+        files[cfg[key]] = h5data.read(cfg[key])
+        checks.dataset(files[cfg[key]], cfg[key], model, cfg["model"], poisoned=key.startswith("bd_"))
+    checks.same_image_size(files)
+    del files
     for key, rel in h5data.FILES.items():
         with atomic_path(root / rel) as tmp:
             shutil.copyfile(cfg[key], tmp)
@@ -132,9 +131,10 @@ def fetch(data_params: dict, root=".", log=log_line) -> dict:
     facts = SOURCES[source](data_params[SOURCE_SECTION[source]], root, log=log)
 
     model, info = badnet(root)
-    valid = h5data.read(root / h5data.FILES["valid"])
+    valid, bd = read_split("valid", model, root), read_split("bd_valid", model, root)
+    checks.same_image_size({root / h5data.FILES[s]: d for s, d in (("valid", valid), ("bd_valid", bd))})
+    checks.input_divisor(valid, model, info["input_divisor"], f"data.{SOURCE_SECTION[source]}.input_divisor")
     clean_acc = percent(predict_classes(model, valid.x, info["input_divisor"]), valid.y)
-    bd = h5data.read(root / h5data.FILES["bd_valid"])
     asr = percent(predict_classes(model, bd.x, info["input_divisor"]), bd.y)
     metrics = {"source": source, "clean_valid_accuracy": round(clean_acc, 4),
                "attack_success_rate": round(asr, 4), **facts}

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from . import pruning
+from .atomic import atomic_dir
 from .errors import BadInput
 from .model import save_model
 from .repaired import build_repaired
@@ -30,9 +29,7 @@ def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict
     acc = sweep["clean_accuracy_valid"].to_numpy()
     order = sweep["channel_removed"].to_numpy()[1:]
     n = len(order)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         index = []
         for x in thresholds:
             step = pruning.choose_step(acc, x, cfg["keep"], cfg["drop"])
@@ -53,13 +50,6 @@ def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict
             log(f"X={x:g}: {step} of {n} channels pruned, clean validation accuracy "
                 f"{acc[0]:.2f} -> {acc[step]:.2f}")
         (tmp / INDEX).write_text(json.dumps(index, indent=2) + "\n")
-        tmp.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return index
 
 
@@ -69,6 +59,8 @@ def read_index(out_dir) -> list[dict]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise BadInput(f"{path}: not found; run the export-variants stage first") from None
+    except ValueError as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force export-variants`") from None
 
 
 def load_repaired(path):

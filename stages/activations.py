@@ -11,11 +11,11 @@ from badnet_repair.evaluate import predict
 def main():
     layer = params.load("prune")["layer"]
     model, info = artifacts.badnet()
-    front, _ = pruning.split(model, layer)
     pruning.source_conv(model, layer)  # fail now, not in prune-sweep, if it cannot be pruned
+    front, _ = pruning.split(model, layer)
     acts, labels = {}, {}
-    for split, path in h5data.FILES.items():
-        ds = h5data.read(path)
+    for split in h5data.FILES:
+        ds = artifacts.read_split(split, model)
         acts[split] = predict(front, ds.x, info["input_divisor"])
         labels[split] = ds.y
         print(f"{split}: {acts[split].shape[0]} images -> {layer} {acts[split].shape[1:]}", flush=True)

@@ -9,8 +9,8 @@ from badnet_repair.evaluate import predict_classes
 def main():
     model, info = artifacts.badnet()
     pred, labels = {}, {}
-    for split, path in h5data.FILES.items():
-        ds = h5data.read(path)
+    for split in h5data.FILES:
+        ds = artifacts.read_split(split, model)
         pred[split], labels[split] = predict_classes(model, ds.x, info["input_divisor"]), ds.y
     scores = {k: round(v, 4) for k, v in metrics.baseline(pred, labels).items()}
     write_json(artifacts.BASELINE_METRICS, scores)

@@ -1,7 +1,7 @@
 """evaluate-repaired: B'_X and G_X on test and bd_test; metrics, tables and bar charts."""
 from pathlib import Path
 
-from badnet_repair import artifacts, h5data, metrics, plots, variants
+from badnet_repair import artifacts, metrics, plots, variants
 from badnet_repair.atomic import write_json, write_text
 from badnet_repair.errors import cli
 from badnet_repair.evaluate import predict_classes
@@ -13,7 +13,7 @@ from badnet_repair.repaired import repaired_classes
 def main():
     model, info = artifacts.badnet()
     n, div = info["num_classes"], info["input_divisor"]
-    test, bd = h5data.read(h5data.FILES["test"]), h5data.read(h5data.FILES["bd_test"])
+    test, bd = artifacts.read_split("test", model), artifacts.read_split("bd_test", model)
     b_test, b_bd = predict_classes(model, test.x, div), predict_classes(model, bd.x, div)
 
     rows, flat = [], {}

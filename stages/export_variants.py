@@ -1,6 +1,4 @@
 """export-variants: B'_X and G_X for each X in prune.thresholds (prune.keep, prune.drop)."""
-import pandas as pd
-
 from badnet_repair import artifacts, params, variants
 from badnet_repair.errors import cli
 
@@ -10,7 +8,7 @@ def main():
     cfg = params.load("prune")
     thresholds = params.thresholds(cfg)
     model, _ = artifacts.badnet()
-    sweep = pd.read_csv(artifacts.SWEEP_CSV)
+    sweep = artifacts.read_sweep()
     variants.export(model, sweep, cfg, thresholds, artifacts.VARIANTS)
 
 

@@ -33,7 +33,9 @@ def _ran(output):
 
 
 def _md5s(root):
-    return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in OUTS}
+    """Every output, the exported B' and G files included."""
+    files = OUTS + sorted(str(p.relative_to(root)) for p in (root / "models/variants").iterdir())
+    return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +152,61 @@ def test_thresholds_experiment_reruns_only_the_last_two_stages(repo):
 
 def test_forced_rerun_gives_identical_files(repo):
     root, env = repo
-    _run(["git", "checkout", "-q", "--", "."], root, env)  # back to the committed small-preset run
+    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)  # back to the committed small-preset run
     _run([str(BIN / "dvc"), "checkout", "-q"], root, env)
     first = _md5s(root)
     out = _run([str(BIN / "dvc"), "repro", "--force"], root, env)
     assert _ran(out) == STAGES
     assert _md5s(root) == first
+
+
+def test_a_stage_killed_midway_then_repro_gives_the_uninterrupted_results(repo):
+    """SIGKILL dvc and the fetch-data stage just after it has replaced the data files
+    (new seed), before the BadNet: `dvc repro` then finishes the job, leaves no temp
+    file, and every output equals an uninterrupted run's."""
+    import signal
+    import time
+
+    root, env = repo
+    dvc = str(BIN / "dvc")
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 2020", "seed: 11"))
+    proc = subprocess.Popen([dvc, "repro"], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "wrote the four data files" in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    time.sleep(0.5)
+    assert "Running stage 'fetch-data'" in "".join(seen)
+    out = _run([dvc, "repro"], root, env)
+    assert _ran(out) == STAGES
+    assert not [p for p in root.rglob(".*.tmp*")], "temp files left behind"
+    resumed = _md5s(root)
+    out = _run([dvc, "repro", "--force"], root, env)
+    assert _ran(out) == STAGES
+    assert _md5s(root) == resumed
+    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
+    _run([dvc, "checkout", "-q"], root, env)
+
+
+def test_a_failing_stage_leaves_the_previous_results_in_place(repo):
+    """Bad params under `dvc repro`: a one-line error, and DVC has not deleted the
+    stage's earlier outputs (they are `persist: true`)."""
+    root, env = repo
+    before = _md5s(root)
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("thresholds: [2, 4, 10]", "thresholds: [2, 0]"))
+    res = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "error: params.yaml: 'prune.thresholds' value 0 must be in (0, 100)" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr + res.stdout
+    assert _md5s(root) == before
+    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
 
 
 def test_changing_a_data_param_marks_fetch_data_changed(repo):

@@ -62,7 +62,7 @@ def test_local_source_with_lab3_weights(tmp_path, lab3_weights):
 def test_local_source_rejects_labels_beyond_the_model(tmp_path, lab3_weights):
     files = _write_lab3_like(tmp_path / "in", label_hi=5000, seed=1)
     local = dict(files, model=str(lab3_weights), input_divisor=1.0)
-    with pytest.raises(BadInput, match=r"valid.h5: label \d+ is outside the model's 1283 classes"):
+    with pytest.raises(BadInput, match=r"valid.h5: label \d+ is outside the BadNet's 1283 classes"):
         sources.fetch(_data_params(local=local), tmp_path / "proj", log=lambda *a: None)
     assert not (tmp_path / "proj" / "data").exists()
 
