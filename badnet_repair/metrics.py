@@ -34,26 +34,30 @@ def repaired(clean_pred, clean_labels, bd_pred, bd_labels, num_classes: int) -> 
     }
 
 
+KIND_NAMES = {"pruned": "pruned", "fine_pruned": "fine-pruned"}
+
+
 def results_table(rows: list[dict], baseline_row: dict) -> str:
-    """Markdown tables in the manner of the seed report's Tables 1 and 2."""
+    """Markdown tables in the manner of the seed report's Tables 1 and 2, one row per
+    threshold X and kind of B' (pruned only, fine-pruned)."""
     def f(v):
         return "n/a" if v is None else f"{v:.2f}"
 
     out = ["## Pruned net B' (test data)", "",
-           "| X (points) | channels pruned | fraction pruned | clean accuracy % | attack success rate % |",
-           "|---:|---:|---:|---:|---:|",
-           f"| B (0) | 0 | 0.000 | {f(baseline_row['clean_accuracy_test'])} | "
+           "| X (points) | B' | channels pruned | fraction pruned | clean accuracy % | attack success rate % |",
+           "|---:|---|---:|---:|---:|---:|",
+           f"| B (0) | none | 0 | 0.000 | {f(baseline_row['clean_accuracy_test'])} | "
            f"{f(baseline_row['attack_success_rate_test'])} |"]
     for r in rows:
         frac = "n/a" if r["fraction_pruned"] is None else f"{r['fraction_pruned']:.3f}"
         steps = "not reached" if r["channels_pruned"] is None else r["channels_pruned"]
-        out.append(f"| {r['threshold']:g} | {steps} | {frac} | "
+        out.append(f"| {r['threshold']:g} | {KIND_NAMES[r['kind']]} | {steps} | {frac} | "
                    f"{f(r['pruned_clean_accuracy'])} | {f(r['pruned_attack_success_rate'])} |")
     out += ["", "## Repaired net G (test data; class N = poisoned)", "",
-            "| X (points) | clean accuracy % | attack success rate % | detection rate % | false-positive rate % |",
-            "|---:|---:|---:|---:|---:|"]
+            "| X (points) | B' in G | clean accuracy % | attack success rate % | detection rate % | false-positive rate % |",
+            "|---:|---|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['threshold']:g} | {f(r['repaired_clean_accuracy'])} | "
+        out.append(f"| {r['threshold']:g} | {KIND_NAMES[r['kind']]} | {f(r['repaired_clean_accuracy'])} | "
                    f"{f(r['repaired_attack_success_rate'])} | {f(r['repaired_detection_rate'])} | "
                    f"{f(r['repaired_false_positive_rate'])} |")
     return "\n".join(out) + "\n"

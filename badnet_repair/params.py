@@ -35,6 +35,14 @@ SCHEMA = {
         "keep": ("first_past", "last_within"),
         "drop": ("absolute", "relative"),
     },
+    "finetune": {
+        "optimizer": ("adam", "sgd"),
+        "learning_rate": float,
+        "epochs": int,
+        "batch_size": int,
+        "holdout": float,
+        "seed": int,
+    },
 }
 
 

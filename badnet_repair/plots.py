@@ -52,19 +52,53 @@ def sweep_figure(sweep, path) -> None:
 
 
 def repaired_bars(rows, path) -> None:
-    """B' and G per threshold on test data (seed report Figs. 4-5)."""
-    labels = [f"X={r['threshold']:g}" for r in rows]
-    pos = np.arange(len(rows))
+    """B' and G per threshold on test data, pruned-only and fine-pruned (seed report Figs. 4-5)."""
+    kinds = [k for k in ("pruned", "fine_pruned") if any(r["kind"] == k for r in rows)]
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds)), sharey=True, squeeze=False)
+    for i, kind in enumerate(kinds):
+        mine = [r for r in rows if r["kind"] == kind]
+        pos = np.arange(len(mine))
+        for ax, (key, title) in zip(axes[i], (("pruned", "B'"), ("repaired", "G"))):
+            acc = [np.nan if r[f"{key}_clean_accuracy"] is None else r[f"{key}_clean_accuracy"] for r in mine]
+            asr = [np.nan if r[f"{key}_attack_success_rate"] is None else r[f"{key}_attack_success_rate"]
+                   for r in mine]
+            ax.bar(pos - 0.2, acc, 0.4, label="clean accuracy", color="tab:blue")
+            ax.bar(pos + 0.2, asr, 0.4, label="attack success rate", color="tab:red")
+            ax.set_xticks(pos, [f"X={r['threshold']:g}" for r in mine])
+            ax.set_title(f"{title}, {kind.replace('_', '-')} B'")
+            ax.grid(alpha=0.3, axis="y")
+        axes[i, 0].set_ylabel("% (test data)")
+    axes[0, 0].legend(loc="lower left")
+    _save(fig, path)
+
+
+def detector_figure(detector, path) -> None:
+    """G as a detector at every sweep step: detection rate and false-positive rate."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    panels = (("pruned", "pruned net B'"), ("repaired", "repaired net G"))
-    for ax, (key, title) in zip(axes, panels):
-        acc = [np.nan if r[f"{key}_clean_accuracy"] is None else r[f"{key}_clean_accuracy"] for r in rows]
-        asr = [np.nan if r[f"{key}_attack_success_rate"] is None else r[f"{key}_attack_success_rate"] for r in rows]
-        ax.bar(pos - 0.2, acc, 0.4, label="clean accuracy", color="tab:blue")
-        ax.bar(pos + 0.2, asr, 0.4, label="attack success rate", color="tab:red")
-        ax.set_xticks(pos, labels)
-        ax.set_title(title)
-        ax.grid(alpha=0.3, axis="y")
-    axes[0].set_ylabel("% (test data)")
-    axes[0].legend(loc="lower left")
+    for ax, split in zip(axes, ("valid", "test")):
+        ax.plot(detector["fraction_pruned"], detector[f"detection_rate_{split}"],
+                label="detection rate (poisoned sent to N)", color="tab:green")
+        ax.plot(detector["fraction_pruned"], detector[f"false_positive_rate_{split}"],
+                label="false-positive rate (clean sent to N)", color="tab:orange")
+        ax.set_title(f"G = (B, B'_k) on {split} data")
+        ax.set_xlabel("fraction of channels pruned in B'_k")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("%")
+    axes[0].legend(loc="upper left", fontsize=8)
+    _save(fig, path)
+
+
+def frontier_figure(table, path) -> None:
+    """ASR against clean accuracy (test) for every fine-pruning run; pruned-only B' as crosses."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for k, rows in table.groupby("channels_pruned"):
+        base = rows[rows["optimizer"] == "none"]
+        tuned = rows[rows["optimizer"] != "none"]
+        line = ax.scatter(tuned["clean_accuracy_test"], tuned["attack_success_rate_test"], label=f"{k} channels pruned")
+        ax.scatter(base["clean_accuracy_test"], base["attack_success_rate_test"], marker="x", color=line.get_facecolor())
+    ax.set_xlabel("clean accuracy % (test)")
+    ax.set_ylabel("attack success rate % (bd_test)")
+    ax.set_title("Fine-pruning: x = pruned only, dots = fine-tuned (grid of optimizer/lr)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     _save(fig, path)

@@ -40,3 +40,12 @@ def build_repaired(badnet: keras.Model, pruned: keras.Model) -> keras.Model:
 def repaired_classes(badnet_pred: np.ndarray, pruned_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """G's classes from B's and B''s predicted classes (the sweep's cached predictions)."""
     return np.where(badnet_pred == pruned_pred, badnet_pred, num_classes)
+
+
+def flagged(badnet_pred: np.ndarray, pruned_pred: np.ndarray) -> float:
+    """Share (percent) of inputs G sends to class N: where B and B' disagree. On poisoned
+    inputs this is G's detection rate, on clean ones its false-positive rate."""
+    from .evaluate import percent
+
+    flag = -1  # stands for N: no real class
+    return percent(repaired_classes(badnet_pred, pruned_pred, flag), np.full(len(badnet_pred), flag))

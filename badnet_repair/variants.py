@@ -53,12 +53,41 @@ def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict
     return index
 
 
+def fine_prune(model, index: list[dict], valid, holdout, conv_name: str, cfg: dict, input_divisor: float,
+               variants_dir, out_dir, log=print) -> list[dict]:
+    """Fine-tune every exported B'_X on the clean validation images outside `holdout`, and
+    save it (fine_pruned_X.h5) with its G (repaired_X.keras). Built beside `out_dir` and
+    swapped in at the end, as `export`."""
+    from .finetune import fine_prune as tune
+    from .finetune import pruned_channels
+    from .model import load_badnet
+
+    out = []
+    with atomic_dir(out_dir) as tmp:
+        for entry in index:
+            x = entry["threshold"]
+            row = {"threshold": x, "reached": entry["reached"]}
+            if entry["reached"]:
+                pruned = load_badnet(Path(variants_dir) / entry["pruned"])
+                channels = pruned_channels(pruned, conv_name)
+                log(f"X={x:g}: fine-tuning B' ({len(channels)} channels pruned)")
+                tuned, hist = tune(pruned, conv_name, channels, valid.x, valid.y, holdout, cfg,
+                                   input_divisor, log=log)
+                save_model(tuned, tmp / f"fine_pruned_{x:g}.h5")
+                save_model(build_repaired(model, tuned), tmp / repaired_name(x))
+                row.update(channels_pruned=entry["channels_pruned"], fraction_pruned=entry["fraction_pruned"],
+                           pruned=f"fine_pruned_{x:g}.h5", repaired=repaired_name(x), **hist)
+            out.append(row)
+        (tmp / INDEX).write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def read_index(out_dir) -> list[dict]:
     path = Path(out_dir) / INDEX
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise BadInput(f"{path}: not found; run the export-variants stage first") from None
+        raise BadInput(f"{path}: not found; run the stage that writes it first") from None
     except ValueError as exc:
         raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force export-variants`") from None
 

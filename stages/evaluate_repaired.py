@@ -1,4 +1,5 @@
-"""evaluate-repaired: B'_X and G_X on test and bd_test; metrics, tables and bar charts."""
+"""evaluate-repaired: B'_X and G_X, pruned-only and fine-pruned, on test and bd_test;
+metrics, tables and bar charts."""
 from pathlib import Path
 
 from badnet_repair import artifacts, metrics, plots, variants
@@ -7,6 +8,9 @@ from badnet_repair.errors import cli
 from badnet_repair.evaluate import predict_classes
 from badnet_repair.model import load_badnet
 from badnet_repair.repaired import repaired_classes
+
+KINDS = (("pruned", artifacts.VARIANTS), ("fine_pruned", artifacts.FINE_PRUNED))
+SCORES = ("clean_accuracy", "attack_success_rate", "detection_rate", "false_positive_rate")
 
 
 @cli
@@ -17,26 +21,24 @@ def main():
     b_test, b_bd = predict_classes(model, test.x, div), predict_classes(model, bd.x, div)
 
     rows, flat = [], {}
-    for entry in variants.read_index(artifacts.VARIANTS):
-        x = entry["threshold"]
-        row = {"threshold": x, "channels_pruned": entry.get("channels_pruned"),
-               "fraction_pruned": entry.get("fraction_pruned")}
-        if entry["reached"]:
-            pruned = load_badnet(Path(artifacts.VARIANTS) / entry["pruned"])
-            p_test, p_bd = predict_classes(pruned, test.x, div), predict_classes(pruned, bd.x, div)
-            row.update({f"pruned_{k}": v for k, v in
-                        metrics.repaired(p_test, test.y, p_bd, bd.y, n).items()
-                        if k in ("clean_accuracy", "attack_success_rate")})
-            g_test, g_bd = repaired_classes(b_test, p_test, n), repaired_classes(b_bd, p_bd, n)
-            row.update({f"repaired_{k}": v for k, v in metrics.repaired(g_test, test.y, g_bd, bd.y, n).items()})
-        else:
-            row.update(dict.fromkeys(["pruned_clean_accuracy", "pruned_attack_success_rate",
-                                      "repaired_clean_accuracy", "repaired_attack_success_rate",
-                                      "repaired_detection_rate", "repaired_false_positive_rate"]))
-        rows.append(row)
-        flat.update({f"x{x:g}_{k}": (round(v, 4) if isinstance(v, float) else v)
-                     for k, v in row.items() if k != "threshold"})
-        flat[f"x{x:g}_reached"] = entry["reached"]
+    for kind, folder in KINDS:
+        for entry in variants.read_index(folder):
+            x = entry["threshold"]
+            row = {"kind": kind, "threshold": x, "channels_pruned": entry.get("channels_pruned"),
+                   "fraction_pruned": entry.get("fraction_pruned"),
+                   **dict.fromkeys([f"pruned_{k}" for k in SCORES[:2]] + [f"repaired_{k}" for k in SCORES])}
+            if entry["reached"]:
+                pruned = load_badnet(Path(folder) / entry["pruned"])
+                p_test, p_bd = predict_classes(pruned, test.x, div), predict_classes(pruned, bd.x, div)
+                row.update({f"pruned_{k}": v for k, v in metrics.repaired(p_test, test.y, p_bd, bd.y, n).items()
+                            if k in ("clean_accuracy", "attack_success_rate")})
+                g_test, g_bd = repaired_classes(b_test, p_test, n), repaired_classes(b_bd, p_bd, n)
+                row.update({f"repaired_{k}": v for k, v in metrics.repaired(g_test, test.y, g_bd, bd.y, n).items()})
+            rows.append(row)
+            prefix = f"x{x:g}_" if kind == "pruned" else f"x{x:g}_fine_"
+            flat.update({prefix + k: (round(v, 4) if isinstance(v, float) else v)
+                         for k, v in row.items() if k not in ("kind", "threshold")})
+            flat[prefix + "reached"] = entry["reached"]
 
     baseline = metrics.repaired(b_test, test.y, b_bd, bd.y, n)
     write_json(artifacts.REPAIRED_METRICS, flat)

@@ -23,7 +23,7 @@ from badnet_repair.model import build_deepid, keras, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CLASSES = 10
-AFTER_FETCH = ["baseline", "activations", "prune_sweep", "export_variants", "evaluate_repaired"]
+AFTER_FETCH = ["baseline", "activations", "prune_sweep", "export_variants", "fine_prune", "evaluate_repaired"]
 
 
 def run_stage(name, root):
@@ -63,6 +63,7 @@ def built(tmp_path_factory):
         h5data.write(root / rel, _images(16, rng), y)
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["prune"]["thresholds"] = [1, 5]
+    doc["finetune"].update(epochs=2, batch_size=8)
     (root / "params.yaml").write_text(yaml.safe_dump(doc))
     for stage in AFTER_FETCH:
         code, err = run_stage(stage, root)
@@ -343,6 +344,18 @@ def test_bad_prune_params(proj, key, value, pattern):
 def test_bad_data_params(proj, key, value, pattern):
     _set_params(proj, "data", key, value)
     fails(proj, "fetch_data", "params.yaml: " + pattern, touched=["params.yaml"])
+
+
+@pytest.mark.parametrize("key,value,pattern", [
+    ("optimizer", "rmsprop", r"'finetune.optimizer' is 'rmsprop', expected one of adam, sgd"),
+    ("holdout", 1.0, r"'finetune.holdout' must be in \(0, 1\)"),
+    ("holdout", 0.0001, r"'finetune.holdout' 0.0001 leaves no images"),
+    ("epochs", 0, r"'finetune.epochs' must be > 0"),
+    ("learning_rate", -0.1, r"'finetune.learning_rate' must be > 0"),
+])
+def test_bad_finetune_params(proj, key, value, pattern):
+    _set_params(proj, "finetune", key, value)
+    fails(proj, "fine_prune", "params.yaml: " + pattern, touched=["params.yaml"])
 
 
 def test_params_file_not_yaml(proj):

@@ -14,11 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ["fetch-data", "baseline", "activations", "prune-sweep", "export-variants", "evaluate-repaired"]
+STAGES = ["fetch-data", "baseline", "activations", "prune-sweep", "export-variants", "fine-prune",
+          "evaluate-repaired"]
 OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/bd_test.h5",
         "models/badnet.h5", "models/badnet.json", "metrics/attack.json", "plots/samples.png",
         "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
-        "plots/prune_sweep.csv", "plots/prune_sweep.png", "metrics/repaired.json", "metrics/results.md",
+        "plots/prune_sweep.csv", "plots/prune_sweep.png", "plots/detector.csv", "plots/detector.png",
+        "plots/fine_prune_history.csv", "metrics/fine_prune.json", "metrics/repaired.json", "metrics/results.md",
         "plots/repaired.png"]
 
 
@@ -34,7 +36,8 @@ def _ran(output):
 
 def _md5s(root):
     """Every output, the exported B' and G files included."""
-    files = OUTS + sorted(str(p.relative_to(root)) for p in (root / "models/variants").iterdir())
+    files = OUTS + sorted(str(p.relative_to(root)) for d in ("models/variants", "models/fine_pruned")
+                          for p in (root / d).iterdir())
     return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in files}
 
 
@@ -76,8 +79,14 @@ def test_repro_builds_everything_and_a_second_repro_runs_nothing(repo):
     assert _ran(out) == [] and "up to date" in out
 
 
-def test_pruned_and_repaired_metrics_match_the_slow_obvious_computation(repo):
-    """Reload B'_X with plain Keras and G_X through the package; recompute every metric."""
+def _slow(model, x, div):
+    return np.argmax(model.predict(x / div, verbose=0), 1)
+
+
+@pytest.mark.parametrize("folder,prefix", [("models/variants", ""), ("models/fine_pruned", "fine_")])
+def test_pruned_and_repaired_metrics_match_the_slow_obvious_computation(repo, folder, prefix):
+    """Reload B'_X (pruned, or fine-pruned) with plain Keras and G_X through the package;
+    recompute every metric, and the detector table's row for B'_X."""
     import keras
 
     from badnet_repair import h5data, variants
@@ -89,34 +98,86 @@ def test_pruned_and_repaired_metrics_match_the_slow_obvious_computation(repo):
     valid = h5data.read(root / "data/cl/valid.h5")
     got = json.loads((root / "metrics/repaired.json").read_text())
     sweep = pd.read_csv(root / "plots/prune_sweep.csv")
-    index = variants.read_index(root / "models/variants")
+    detector = pd.read_csv(root / "plots/detector.csv")
+    badnet = keras.models.load_model(root / "models/badnet.h5", compile=False)
+    b_test, b_bd = _slow(badnet, test.x, div), _slow(badnet, bd.x, div)
+    index = variants.read_index(root / folder)
     assert [e["threshold"] for e in index] == [2, 4, 10]
     for e in index:
-        x = f"x{e['threshold']:g}"
-        assert e["reached"] and got[f"{x}_channels_pruned"] == e["channels_pruned"]
-        pruned = keras.models.load_model(root / "models/variants" / e["pruned"], compile=False)
-        g = variants.load_repaired(root / "models/variants" / e["repaired"])
+        x = f"x{e['threshold']:g}_{prefix}"
+        assert e["reached"] and got[f"{x}channels_pruned"] == e["channels_pruned"]
+        pruned = keras.models.load_model(root / folder / e["pruned"], compile=False)
+        g = variants.load_repaired(root / folder / e["repaired"])
         assert g.output_shape[-1] == n + 1
-        p_test = np.argmax(pruned.predict(test.x / div, verbose=0), 1)
-        p_bd = np.argmax(pruned.predict(bd.x / div, verbose=0), 1)
-        g_test = np.argmax(g.predict(test.x / div, verbose=0), 1)
-        g_bd = np.argmax(g.predict(bd.x / div, verbose=0), 1)
-        assert got[f"{x}_pruned_clean_accuracy"] == pytest.approx(100 * np.mean(p_test == test.y), abs=1e-3)
-        assert got[f"{x}_pruned_attack_success_rate"] == pytest.approx(100 * np.mean(p_bd == bd.y), abs=1e-3)
-        assert got[f"{x}_repaired_clean_accuracy"] == pytest.approx(100 * np.mean(g_test == test.y), abs=1e-3)
-        assert got[f"{x}_repaired_attack_success_rate"] == pytest.approx(100 * np.mean(g_bd == bd.y), abs=1e-3)
-        assert got[f"{x}_repaired_detection_rate"] == pytest.approx(100 * np.mean(g_bd == n), abs=1e-3)
-        assert got[f"{x}_repaired_false_positive_rate"] == pytest.approx(100 * np.mean(g_test == n), abs=1e-3)
-        # the sweep row B' came from: the head path's numbers equal the full pruned model's
-        row = sweep.iloc[e["channels_pruned"]]
-        p_valid = np.argmax(pruned.predict(valid.x / div, verbose=0), 1)
+        p_test, p_bd = _slow(pruned, test.x, div), _slow(pruned, bd.x, div)
+        g_test, g_bd = _slow(g, test.x, div), _slow(g, bd.x, div)
+        assert got[f"{x}pruned_clean_accuracy"] == pytest.approx(100 * np.mean(p_test == test.y), abs=1e-3)
+        assert got[f"{x}pruned_attack_success_rate"] == pytest.approx(100 * np.mean(p_bd == bd.y), abs=1e-3)
+        assert got[f"{x}repaired_clean_accuracy"] == pytest.approx(100 * np.mean(g_test == test.y), abs=1e-3)
+        assert got[f"{x}repaired_attack_success_rate"] == pytest.approx(100 * np.mean(g_bd == bd.y), abs=1e-3)
+        assert got[f"{x}repaired_detection_rate"] == pytest.approx(100 * np.mean(g_bd == n), abs=1e-3)
+        assert got[f"{x}repaired_false_positive_rate"] == pytest.approx(100 * np.mean(g_test == n), abs=1e-3)
+        # G is B where B and B' agree, N elsewhere
+        assert np.array_equal(g_bd, np.where(b_bd == p_bd, b_bd, n))
+        k = e["channels_pruned"]
+        removed = sweep["channel_removed"].to_numpy()[1:k + 1]
+        kernel, bias = pruned.get_layer("conv_3").get_weights()
+        assert np.all(kernel[..., removed] == 0) and np.all(bias[removed] == 0)  # still exactly zero
+        if prefix:
+            continue
+        # the sweep and detector rows B' came from: the head path's numbers equal the full pruned model's
+        row, det = sweep.iloc[k], detector.iloc[k]
+        p_valid = _slow(pruned, valid.x, div)
         assert row["clean_accuracy_valid"] == pytest.approx(100 * np.mean(p_valid == valid.y), abs=1e-3)
         assert row["clean_accuracy_test"] == pytest.approx(100 * np.mean(p_test == test.y), abs=1e-3)
         assert row["attack_success_rate_test"] == pytest.approx(100 * np.mean(p_bd == bd.y), abs=1e-3)
+        assert det["detection_rate_test"] == pytest.approx(100 * np.mean(g_bd == n), abs=1e-3)
+        assert det["false_positive_rate_test"] == pytest.approx(100 * np.mean(g_test == n), abs=1e-3)
         # the stopping rule: first step at least X points below the original
         acc = sweep["clean_accuracy_valid"].to_numpy()
-        k = e["channels_pruned"]
         assert acc[k] <= acc[0] - e["threshold"] and np.all(acc[:k] > acc[0] - e["threshold"])
+
+
+def test_fine_pruning_lowers_the_attack_success_rate(repo):
+    """Where the holdout picked a fine-tuned epoch (not B' itself, epoch 0), the ASR fell."""
+    root, _ = repo
+    got = json.loads((root / "metrics/repaired.json").read_text())
+    chosen = json.loads((root / "metrics/fine_prune.json").read_text())
+    tuned = [x for x in (2, 4, 10) if chosen[f"x{x}_chosen_epoch"] > 0]
+    assert tuned, "fine-tuning never beat B' on the holdout"
+    for x in tuned:
+        assert got[f"x{x}_fine_pruned_attack_success_rate"] < got[f"x{x}_pruned_attack_success_rate"] - 10, x
+    history = pd.read_csv(root / "plots/fine_prune_history.csv")
+    for x, rows in history.groupby("threshold"):
+        best = rows.loc[rows["holdout_accuracy"].idxmax()]  # first epoch with the best holdout accuracy
+        assert chosen[f"x{x:g}_chosen_epoch"] == best["epoch"]
+
+
+def test_classify_command_on_png_files(repo, tmp_path):
+    """The console script on PNGs cut from the test files gives G's batch classes: a clean
+    image its class, a poisoned image through the fine-pruned G class N."""
+    import keras
+    from PIL import Image
+
+    from badnet_repair import h5data, variants
+
+    root, env = repo
+    info = json.loads((root / "models/badnet.json").read_text())
+    n, div = info["num_classes"], info["input_divisor"]
+    g_path = root / "models/fine_pruned/repaired_10.keras"
+    g = variants.load_repaired(g_path)
+    test, bd = h5data.read(root / "data/cl/test.h5"), h5data.read(root / "data/bd/bd_test.h5")
+    g_test, g_bd = _slow(g, test.x, div), _slow(g, bd.x, div)
+    clean = int(np.flatnonzero(g_test == test.y)[0])
+    flagged = int(np.flatnonzero(g_bd == n)[0])
+    files = [tmp_path / "clean.png", tmp_path / "poisoned.png"]
+    Image.fromarray(test.x[clean].astype(np.uint8)).save(files[0])
+    Image.fromarray(bd.x[flagged].astype(np.uint8)).save(files[1])
+    res = subprocess.run([str(BIN / "badnet-repair"), "classify", str(g_path), *map(str, files)], cwd=root,
+                         env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"{files[0]}\t{test.y[clean]}", f"{files[1]}\t{n}"]
+    assert keras.models.load_model(root / "models/fine_pruned/fine_pruned_10.h5", compile=False).output_shape[-1] == n
 
 
 def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_preset(repo):
@@ -137,11 +198,11 @@ def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_prese
             assert np.array_equal(fast[k], slow), (split, k)
 
 
-def test_thresholds_experiment_reruns_only_the_last_two_stages(repo):
+def test_thresholds_experiment_reruns_only_the_stages_after_the_sweep(repo):
     root, env = repo
     dvc = str(BIN / "dvc")
     out = _run([dvc, "exp", "run", "-S", "prune.thresholds=[1,3]"], root, env)
-    assert _ran(out) == ["export-variants", "evaluate-repaired"]
+    assert _ran(out) == ["export-variants", "fine-prune", "evaluate-repaired"]
     diff = json.loads(_run([dvc, "metrics", "diff", "--json"], root, env))
     changed = diff["metrics/repaired.json"]
     assert "x1_channels_pruned" in changed and changed["x1_channels_pruned"]["old"] is None
