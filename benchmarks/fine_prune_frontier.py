@@ -24,9 +24,9 @@ from badnet_repair.evaluate import percent, predict_classes
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", type=int, nargs="+", default=[17, 19, 23, 27],
-                    help="B' to fine-tune: channels pruned (17, 18, 19 are X = 2, 4, 10 by default)")
-    ap.add_argument("--grid", nargs="+", default=["adam:0.001:10", "adam:0.003:10", "adam:0.01:10"],
+    ap.add_argument("--channels", type=int, nargs="+", default=[17, 19, 27],
+                    help="B' to fine-tune: channels pruned (17, 19, 27 are X = 2, 10, 55 on the default run)")
+    ap.add_argument("--grid", nargs="+", default=["adam:0.001:10", "adam:0.003:10", "adam:0.003:20"],
                     help="optimizer:peak_learning_rate:epochs")
     ap.add_argument("--out", default="plots/fine_prune_frontier.csv")
     args = ap.parse_args()
