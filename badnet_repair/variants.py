@@ -53,30 +53,78 @@ def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict
     return index
 
 
+def sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _code_key() -> str:
+    """The source of every module a fine-pruned net depends on: new code, no reuse."""
+    from . import finetune, model, repaired
+
+    return "".join(sha256(m.__file__) for m in (finetune, model, repaired)) + sha256(__file__)
+
+
+def _reusable(old_dir: Path, key: dict) -> dict | None:
+    """The previous run's entry for the same inputs, if its files are intact."""
+    try:
+        previous = json.loads((old_dir / INDEX).read_text())
+    except (OSError, ValueError):
+        return None
+    for e in previous:
+        if isinstance(e, dict) and e.get("inputs") == key and all(
+                (old_dir / e[f]).is_file() and sha256(old_dir / e[f]) == e["sha256"][f] for f in ("pruned", "repaired")):
+            return e
+    return None
+
+
 def fine_prune(model, index: list[dict], valid, holdout, conv_name: str, cfg: dict, input_divisor: float,
-               variants_dir, out_dir, log=print) -> list[dict]:
+               variants_dir, out_dir, inputs: dict, log=print) -> list[dict]:
     """Fine-tune every exported B'_X on the clean validation images outside `holdout`, and
     save it (fine_pruned_X.h5) with its G (repaired_X.keras). Built beside `out_dir` and
-    swapped in at the end, as `export`."""
+    swapped in at the end, as `export`.
+
+    A B'_X whose inputs (its own bytes, `inputs`: the BadNet's and data's hashes and the
+    params, and this code) match an entry of the previous run is not trained again: its
+    files are copied over, so changing prune.thresholds trains only the new B'."""
+    import shutil
+
     from .finetune import fine_prune as tune
     from .finetune import pruned_channels
     from .model import load_badnet
 
+    out_dir, code = Path(out_dir), _code_key()
     out = []
     with atomic_dir(out_dir) as tmp:
         for entry in index:
             x = entry["threshold"]
             row = {"threshold": x, "reached": entry["reached"]}
             if entry["reached"]:
-                pruned = load_badnet(Path(variants_dir) / entry["pruned"])
-                channels = pruned_channels(pruned, conv_name)
-                log(f"X={x:g}: fine-tuning B' ({len(channels)} channels pruned)")
-                tuned, hist = tune(pruned, conv_name, channels, valid.x, valid.y, holdout, cfg,
-                                   input_divisor, log=log)
-                save_model(tuned, tmp / f"fine_pruned_{x:g}.h5")
-                save_model(build_repaired(model, tuned), tmp / repaired_name(x))
+                source = Path(variants_dir) / entry["pruned"]
+                key = dict(inputs, pruned_sha256=sha256(source), conv=conv_name, code=code)
+                names = {"pruned": f"fine_pruned_{x:g}.h5", "repaired": repaired_name(x)}
+                old = _reusable(out_dir, key)
+                if old is not None:
+                    log(f"X={x:g}: same B' and inputs as the last run: its fine-pruned net is reused")
+                    for f in ("pruned", "repaired"):
+                        shutil.copyfile(out_dir / old[f], tmp / names[f])
+                    hist = {k: old[k] for k in ("chosen_epoch", "holdout_accuracy", "epochs")}
+                else:
+                    pruned = load_badnet(source)
+                    channels = pruned_channels(pruned, conv_name)
+                    log(f"X={x:g}: fine-tuning B' ({len(channels)} channels pruned)")
+                    tuned, hist = tune(pruned, conv_name, channels, valid.x, valid.y, holdout, cfg,
+                                       input_divisor, log=log)
+                    save_model(tuned, tmp / names["pruned"])
+                    save_model(build_repaired(model, tuned), tmp / names["repaired"])
                 row.update(channels_pruned=entry["channels_pruned"], fraction_pruned=entry["fraction_pruned"],
-                           pruned=f"fine_pruned_{x:g}.h5", repaired=repaired_name(x), **hist)
+                           **names, **hist, inputs=key,
+                           sha256={f: sha256(tmp / names[f]) for f in names})
             out.append(row)
         (tmp / INDEX).write_text(json.dumps(out, indent=2) + "\n")
     return out
