@@ -30,8 +30,8 @@ def timed(cmd, cwd, env, echo=False):
     for line in proc.stdout:
         if echo:
             print("    " + line.rstrip(), flush=True)
-        m = re.search(r"Running stage '([\w-]+)'", line)
-        if m:
+        # progress bars end in \r, not \n: a stage line can share a "line" with them
+        for m in re.finditer(r"Running stage '([\w-]+)'", line):
             now = time.perf_counter()
             if current:
                 stages.append((current, now - began))
