@@ -70,14 +70,17 @@ def _code_key() -> str:
     return "".join(sha256(m.__file__) for m in (finetune, model, repaired)) + sha256(__file__)
 
 
-def _reusable(old_dir: Path, key: dict) -> dict | None:
-    """The previous run's entry for the same inputs, if its files are intact."""
+def _reusable(old_dir: Path, threshold, key: dict) -> dict | None:
+    """The previous run's entry for this threshold, if its inputs were the same and its
+    files are intact. Only the same threshold: two thresholds can share a B', and a B'
+    fine-tuned second in a process has been seen to differ in its last bits from the
+    same B' fine-tuned first (cause not found), so each X reuses only its own result."""
     try:
         previous = json.loads((old_dir / INDEX).read_text())
     except (OSError, ValueError):
         return None
     for e in previous:
-        if isinstance(e, dict) and e.get("inputs") == key and all(
+        if isinstance(e, dict) and e.get("threshold") == threshold and e.get("inputs") == key and all(
                 (old_dir / e[f]).is_file() and sha256(old_dir / e[f]) == e["sha256"][f] for f in ("pruned", "repaired")):
             return e
     return None
@@ -108,7 +111,7 @@ def fine_prune(model, index: list[dict], valid, holdout, conv_name: str, cfg: di
                 source = Path(variants_dir) / entry["pruned"]
                 key = dict(inputs, pruned_sha256=sha256(source), conv=conv_name, code=code)
                 names = {"pruned": f"fine_pruned_{x:g}.h5", "repaired": repaired_name(x)}
-                old = _reusable(out_dir, key)
+                old = _reusable(out_dir, x, key)
                 if old is not None:
                     log(f"X={x:g}: same B' and inputs as the last run: its fine-pruned net is reused")
                     for f in ("pruned", "repaired"):
