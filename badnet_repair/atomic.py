@@ -1,7 +1,8 @@
-"""Atomic file writes: a temp file in the same directory, then a rename."""
+"""Atomic file writes (a temp file in the same directory, then a rename), and file hashes."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -75,3 +76,12 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (files here reach gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -6,7 +6,6 @@ into place, so a failed or corrupt fetch never leaves a file where a stage looks
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Callable
 import gdown
 import requests
 
-from .atomic import atomic_path
+from .atomic import atomic_path, file_sha256
 from .errors import BadInput
 
 LAB3_DRIVE_FOLDER = "1Rs68uH8Xqa4j6UxG53wzD0uyI8347dSq"
@@ -55,12 +54,9 @@ def _check(label: str, path: Path, size: int | None, sha256: str | None) -> None
     if size is not None and got != size:
         raise BadInput(f"{label}: size {got} bytes, expected {size}")
     if sha256 is not None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                h.update(block)
-        if h.hexdigest() != sha256.lower():
-            raise BadInput(f"{label}: sha256 {h.hexdigest()}, expected {sha256.lower()}")
+        got_sha = file_sha256(path)
+        if got_sha != sha256.lower():
+            raise BadInput(f"{label}: sha256 {got_sha}, expected {sha256.lower()}")
 
 
 def _fetch_verified(label: str, dest, fetch: Callable[[Path], None],

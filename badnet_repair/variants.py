@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from . import pruning
-from .atomic import atomic_dir
+from .atomic import atomic_dir, file_sha256
 from .errors import BadInput
 from .model import save_model
 from .repaired import build_repaired
@@ -53,21 +53,11 @@ def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict
     return index
 
 
-def sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _code_key() -> str:
     """The source of every module a fine-pruned net depends on: new code, no reuse."""
     from . import finetune, model, repaired
 
-    return "".join(sha256(m.__file__) for m in (finetune, model, repaired)) + sha256(__file__)
+    return "".join(file_sha256(m.__file__) for m in (finetune, model, repaired)) + file_sha256(__file__)
 
 
 def _reusable(old_dir: Path, threshold, key: dict) -> dict | None:
@@ -81,7 +71,7 @@ def _reusable(old_dir: Path, threshold, key: dict) -> dict | None:
         return None
     for e in previous:
         if isinstance(e, dict) and e.get("threshold") == threshold and e.get("inputs") == key and all(
-                (old_dir / e[f]).is_file() and sha256(old_dir / e[f]) == e["sha256"][f] for f in ("pruned", "repaired")):
+                (old_dir / e[f]).is_file() and file_sha256(old_dir / e[f]) == e["sha256"][f] for f in ("pruned", "repaired")):
             return e
     return None
 
@@ -109,7 +99,7 @@ def fine_prune(model, index: list[dict], valid, holdout, conv_name: str, cfg: di
             row = {"threshold": x, "reached": entry["reached"]}
             if entry["reached"]:
                 source = Path(variants_dir) / entry["pruned"]
-                key = dict(inputs, pruned_sha256=sha256(source), conv=conv_name, code=code)
+                key = dict(inputs, pruned_sha256=file_sha256(source), conv=conv_name, code=code)
                 names = {"pruned": f"fine_pruned_{x:g}.h5", "repaired": repaired_name(x)}
                 old = _reusable(out_dir, x, key)
                 if old is not None:
@@ -127,7 +117,7 @@ def fine_prune(model, index: list[dict], valid, holdout, conv_name: str, cfg: di
                     save_model(build_repaired(model, tuned), tmp / names["repaired"])
                 row.update(channels_pruned=entry["channels_pruned"], fraction_pruned=entry["fraction_pruned"],
                            **names, **hist, inputs=key,
-                           sha256={f: sha256(tmp / names[f]) for f in names})
+                           sha256={f: file_sha256(tmp / names[f]) for f in names})
             out.append(row)
         (tmp / INDEX).write_text(json.dumps(out, indent=2) + "\n")
     return out

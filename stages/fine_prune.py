@@ -3,7 +3,7 @@ zero, epoch chosen on a clean holdout (params: finetune, prune.layer)."""
 import pandas as pd
 
 from badnet_repair import artifacts, finetune, h5data, params, pruning, variants
-from badnet_repair.atomic import atomic_path, write_json
+from badnet_repair.atomic import atomic_path, file_sha256, write_json
 from badnet_repair.errors import cli
 
 
@@ -15,7 +15,7 @@ def main():
     model, info = artifacts.badnet()
     valid = artifacts.read_split("valid", model)
     _, holdout = finetune.split_holdout(len(valid.y), cfg["holdout"], cfg["seed"])
-    inputs = {"badnet_sha256": variants.sha256(artifacts.BADNET), "valid_sha256": variants.sha256(h5data.FILES["valid"]),
+    inputs = {"badnet_sha256": file_sha256(artifacts.BADNET), "valid_sha256": file_sha256(h5data.FILES["valid"]),
               "input_divisor": info["input_divisor"], "finetune": cfg}
     index = variants.fine_prune(model, variants.read_index(artifacts.VARIANTS), valid, holdout,
                                 pruning.source_conv(model, layer).name, cfg, info["input_divisor"],
