@@ -29,6 +29,22 @@ VARIANTS = "models/variants"  # pruned_X.h5 (B'), repaired_X.keras (G), variants
 REPAIRED_METRICS = "metrics/repaired.json"
 RESULTS_MD = "metrics/results.md"
 REPAIRED_PLOT = "plots/repaired.png"
+PLOTS_TEMPLATE = "plots/plots_template.html"  # .dvc/config plots.html_template: Vega inlined, offline
+REPORT = "plots/report.html"
+
+
+def read_json(path, stage: str):
+    """A JSON object another stage wrote; a one-line error naming the file otherwise."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: not found; run the {stage} stage first") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force {stage}`") from None
+    if not isinstance(obj, dict):
+        raise BadInput(f"{path}: not a JSON object; run `dvc repro --force {stage}`")
+    return obj
 
 
 def badnet(root="."):
@@ -37,14 +53,9 @@ def badnet(root="."):
 
     root = Path(root)
     path = root / BADNET_INFO
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{path}: not found; run the fetch-data stage first") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force fetch-data`") from None
+    info = read_json(path, "fetch-data")
     for key, kind in (("input_divisor", (int, float)), ("num_classes", int)):
-        if not isinstance(info, dict) or not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
             raise BadInput(f"{path}: no valid '{key}'; run `dvc repro --force fetch-data`")
     model = load_badnet(root / BADNET)
     checks.model_io(model, root / BADNET)

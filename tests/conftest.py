@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,3 +17,36 @@ def lab3_weights():
     if not LAB3_WEIGHTS.is_file():
         pytest.skip(f"{LAB3_WEIGHTS} not present (../shared is beside the repo in CI)")
     return LAB3_WEIGHTS
+
+
+def _browser():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def dump_dom(tmp_path_factory):
+    """dump_dom(page) -> the DOM headless Chromium has after running the page's scripts,
+    with the network unavailable: every request goes to a proxy on a closed local port.
+    Skips without Chromium, unless BADNET_REPAIR_REQUIRE_BROWSER=1 (set by .ci/run)."""
+    exe = _browser()
+    if exe is None:
+        msg = "headless Chromium not found (Debian: apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("BADNET_REPAIR_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+    def dump(page: Path) -> str:
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+               f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+               "--virtual-time-budget=20000", "--dump-dom", Path(page).resolve().as_uri()]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, f"chromium failed on {page}:\n{res.stderr[-2000:]}"
+        return res.stdout
+
+    return dump

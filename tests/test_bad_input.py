@@ -20,10 +20,12 @@ import yaml
 from badnet_repair import h5data
 from badnet_repair.atomic import write_json
 from badnet_repair.model import build_deepid, keras, save_model
+from badnet_repair.plots import samples_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CLASSES = 10
-AFTER_FETCH = ["baseline", "activations", "prune_sweep", "export_variants", "fine_prune", "evaluate_repaired"]
+AFTER_FETCH = ["baseline", "activations", "prune_sweep", "export_variants", "fine_prune", "evaluate_repaired",
+               "report"]
 
 
 def run_stage(name, root):
@@ -58,9 +60,11 @@ def built(tmp_path_factory):
     keras.utils.set_random_seed(0)
     save_model(build_deepid(N_CLASSES), root / "models/badnet.h5")
     write_json(root / "models/badnet.json", {"source": "local", "input_divisor": 255.0, "num_classes": N_CLASSES})
+    write_json(root / "metrics/attack.json", {"source": "local"})  # what fetch-data leaves for `local`
     for split, rel in h5data.FILES.items():
         y = np.full(16, 3) if split.startswith("bd_") else np.arange(16) % N_CLASSES
         h5data.write(root / rel, _images(16, rng), y)
+    samples_grid(_images(2, rng), _images(2, rng), [0, 1], [3, 3], root / "plots/samples.png")
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["prune"]["thresholds"] = [1, 5]
     doc["finetune"].update(epochs=2, batch_size=8)
@@ -372,6 +376,22 @@ def test_params_file_not_yaml(proj):
 def test_bad_sweep_table(proj, content, pattern):
     (proj / "plots/prune_sweep.csv").write_text(content)
     fails(proj, "export_variants", pattern, touched=["plots/prune_sweep.csv"])
+
+
+@pytest.mark.parametrize("path,content,pattern", [
+    ("metrics/fine_prune.json", None, r"metrics/fine_prune.json: not found; run the fine-prune stage first"),
+    ("metrics/baseline.json", "{oops", r"metrics/baseline.json: not valid JSON"),
+    ("metrics/attack.json", "[]", r"metrics/attack.json: not a JSON object"),
+    ("metrics/results.md", None, r"metrics/results.md: not found; run the evaluate-repaired stage"),
+    ("plots/detector.png", "not a png", r"plots/detector.png: not a PNG image"),
+])
+def test_report_inputs_missing_or_corrupt(proj, path, content, pattern):
+    assert (proj / "plots/report.html").is_file()
+    if content is None:
+        (proj / path).unlink()
+    else:
+        (proj / path).write_text(content)
+    fails(proj, "report", pattern, touched=[path])
 
 
 def test_debug_switch_shows_the_traceback(proj, monkeypatch):

@@ -1,0 +1,120 @@
+"""Offline HTML: the page template that `dvc plots show` fills, and the results report.
+
+Neither page loads anything from the network: the template carries Vega, Vega-Lite and
+Vega-Embed inlined from the vl-convert-python wheel (generated here, never committed), and
+the report embeds its figures as data URIs."""
+from __future__ import annotations
+
+import base64
+import html
+
+# Our own glue, bundled after the libraries: expose them as the globals dvc-render's plot
+# divs call (`vegaEmbed('#id', spec)`), and draw SVG rather than canvas, which stays sharp
+# when zoomed and leaves its marks in the DOM, where a test can see them.
+_SNIPPET = """window.vega = vega;
+window.vegaLite = vegaLite;
+window.vegaEmbed = (el, spec, opts) => vegaEmbed(el, spec, {renderer: "svg", ...opts});
+"""
+
+# dvc-render fills these three; the template leaves out `{scripts}`, where it would put
+# its CDN <script> tags.
+_PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")
+
+_STYLE = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
+       padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; }
+th { background: #f2f2f2; }
+td { text-align: right; }
+img { max-width: 100%; }
+figure { margin: 1.5em 0; }
+figcaption { color: #555; font-size: 0.9em; }
+code { background: #f5f5f5; padding: 0 0.2em; }"""
+
+
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed as one classic script that sets them as globals."""
+    import vl_convert
+
+    js = vl_convert.javascript_bundle(_SNIPPET)
+    # Inside <script>, "</script" would end the element early; "<\/" means the same in JS.
+    return js.replace("</script", "<\\/script")
+
+
+def plots_template(bundle: str, versions: str = "") -> str:
+    """An HTML template for `dvc plots show` (`plots.html_template`) that works offline."""
+    clash = [p for p in _PLACEHOLDERS if p in bundle]
+    if clash:  # dvc-render would substitute into the JavaScript
+        raise ValueError(f"the Vega bundle contains the template placeholder {clash[0]}")
+    return ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n{refresh_tag}\n"
+            "<title>badnet-repair plots</title>\n"
+            f"<!-- {html.escape(versions)}, inlined so the page needs no network -->\n"
+            f"<script type=\"text/javascript\">\n{bundle}\n</script>\n"
+            f"<style>\n{_STYLE}\n</style>\n</head>\n<body>\n{{plot_divs}}\n</body>\n</html>\n")
+
+
+def bundle_versions() -> str:
+    import vl_convert
+
+    return (f"Vega {vl_convert.get_vega_version()}, Vega-Lite {vl_convert.get_vegalite_versions()[-1]}, "
+            f"Vega-Embed {vl_convert.get_vega_embed_version()} from vl-convert-python {vl_convert.__version__}")
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _figure(title: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure>\n<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">\n'
+            f"<figcaption>{html.escape(title)}</figcaption>\n</figure>")
+
+
+def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: str,
+                    params: dict, figures: dict[str, bytes]) -> str:
+    """The report as Markdown, figures as inline HTML with data URIs."""
+    def pct(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
+    prune, ft = params["prune"], params["finetune"]
+    parts = [
+        "# badnet-repair: results",
+        f"BadNet source: **{attack.get('source', '?')}**. Pruning `{prune['layer']}` "
+        f"({prune['order']}), thresholds X = {', '.join(f'{t:g}' for t in prune['thresholds'])} "
+        f"({prune['drop']}, {prune['keep']}). Fine-tuning: {ft['optimizer']}, learning rate "
+        f"{ft['learning_rate']:g}, {ft['epochs']} epochs, batch {ft['batch_size']}, "
+        f"holdout {ft['holdout']:g}.",
+        "## Baseline: the BadNet B",
+        _table(["data", "clean accuracy %", "attack success rate %"],
+               [["validation", pct(baseline.get("clean_accuracy_valid")), pct(baseline.get("attack_success_rate_valid"))],
+                ["test", pct(baseline.get("clean_accuracy_test")), pct(baseline.get("attack_success_rate_test"))]]),
+        f"Macro precision / recall / F1 on clean test: {pct(baseline.get('precision_macro_test'))} / "
+        f"{pct(baseline.get('recall_macro_test'))} / {pct(baseline.get('f1_macro_test'))} %.",
+    ]
+    if "poison_rate" in attack:
+        parts.append(f"The attack: {attack['train_poisoned']} of {attack['train_images']} training images "
+                     f"poisoned (rate {attack['poison_rate']:g}), target class {attack['target']}.")
+    parts.append(results_md.strip())
+    epochs = sorted({k.split("_", 1)[0] for k in fine_prune}, key=lambda x: float(x[1:]))
+    if epochs:
+        parts += ["## Fine-pruning: the epoch kept for each X",
+                  _table(["X (points)", "epoch kept (0 = B' itself)", "holdout accuracy %"],
+                         [[x[1:], fine_prune[f"{x}_chosen_epoch"], fine_prune[f"{x}_holdout_accuracy"]]
+                          for x in epochs])]
+    parts.append("## Figures")
+    parts += [_figure(title, png) for title, png in figures.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def report_html(markdown_text: str, title: str = "badnet-repair report") -> str:
+    """A self-contained page: no scripts, no links to fetch."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n"
+            f"<style>\n{_STYLE}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")

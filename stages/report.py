@@ -1,0 +1,44 @@
+"""report: plots/report.html, one self-contained page with the baseline, the pruned and
+fine-pruned tables, and the figures (params: prune, finetune, shown for context)."""
+from pathlib import Path
+
+from badnet_repair import artifacts, params, report
+from badnet_repair.atomic import write_text
+from badnet_repair.errors import BadInput, cli
+
+FIGURES = {
+    "Clean accuracy and attack success rate as channels are pruned": artifacts.SWEEP_PLOT,
+    "G as a detector at every sweep step": artifacts.DETECTOR_PLOT,
+    "Pruned and fine-pruned B' and their repaired nets G (test data)": artifacts.REPAIRED_PLOT,
+    "Clean validation images and their poisoned counterparts": artifacts.SAMPLES_PLOT,
+}
+
+
+def _read(path, stage: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: not found; run the {stage} stage first") from None
+
+
+@cli
+def main():
+    cfg = {"prune": params.load("prune"), "finetune": params.load("finetune")}
+    figures = {}
+    for title, path in FIGURES.items():
+        png = _read(path, "prune-sweep, evaluate-repaired or fetch-data")
+        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise BadInput(f"{path}: not a PNG image; run `dvc repro --force` for the stage that writes it")
+        figures[title] = png
+    text = report.report_markdown(
+        artifacts.read_json(artifacts.ATTACK_METRICS, "fetch-data"),
+        artifacts.read_json(artifacts.BASELINE_METRICS, "baseline"),
+        artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "fine-prune"),
+        _read(artifacts.RESULTS_MD, "evaluate-repaired").decode("utf-8", "replace"),
+        cfg, figures)
+    write_text(artifacts.REPORT, report.report_html(text))
+    print(f"{artifacts.REPORT}: {len(text) // 1024} KiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The offline plots template and the results report (pure functions; a browser check)."""
+import base64
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from badnet_repair import report
+
+PARAMS = {"prune": {"layer": "pool_3", "order": "ascending", "thresholds": [2.0, 4.0], "keep": "first_past",
+                    "drop": "absolute"},
+          "finetune": {"optimizer": "adam", "learning_rate": 0.003, "epochs": 10, "batch_size": 64, "holdout": 0.2,
+                       "seed": 1}}
+RESULTS_MD = """## Pruned net B' (test data)
+
+| X (points) | B' | clean accuracy % |
+|---:|---|---:|
+| 2 | pruned | 95.07 |
+| 2 | fine-pruned | 96.12 |
+"""
+
+
+def _png(color):
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 5), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _report():
+    figures = {"sweep": _png("red"), "samples": _png("blue")}
+    text = report.report_markdown(
+        {"source": "synthetic", "poison_rate": 0.05, "train_poisoned": 20, "train_images": 400, "target": 3},
+        {"clean_accuracy_valid": 98.0341, "clean_accuracy_test": 97.5, "attack_success_rate_valid": 99.6,
+         "attack_success_rate_test": 99.123, "precision_macro_test": 1.0, "recall_macro_test": 2.0,
+         "f1_macro_test": 3.0},
+        {"x2_chosen_epoch": 7, "x2_holdout_accuracy": 95.71, "x10_chosen_epoch": 0, "x10_holdout_accuracy": 90.0},
+        RESULTS_MD, PARAMS, figures)
+    return report.report_html(text), figures
+
+
+def test_report_holds_the_tables_and_embeds_each_figure_byte_for_byte():
+    page, figures = _report()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
+    for value in ("98.03", "97.50", "99.60", "99.12", "95.07", "96.12", "95.71", "7"):
+        assert value in cells, value
+    # the fine-pruning rows come in threshold order, 2 before 10
+    assert cells.index("95.71") < cells.index("90.00")
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', page)
+    assert {alt: base64.b64decode(data) for alt, data in images} == figures
+
+
+def test_report_needs_nothing_from_the_network():
+    page, _ = _report()
+    assert "<script" not in page
+    assert not re.findall(r'(?:src|href)="(?!data:)', page)
+
+
+def test_plots_template_inlines_the_bundle_and_leaves_out_dvcs_cdn_scripts():
+    from dvc_render.html import render_html
+    from dvc_render.vega import VegaRenderer
+
+    page = report.plots_template("window.vegaEmbed = function () {};", "test")
+    assert page.count("{plot_divs}") == 1 and "{scripts}" not in page
+    renderer = VegaRenderer([{"x": 1, "y": 2, "rev": "workspace"}], "p.csv", x="x", y="y")
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(render_html([renderer], Path(d) / "index.html", html_template=page))
+        filled = out.read_text()
+    assert "window.vegaEmbed = function () {};" in filled and "vegaEmbed('#" in filled
+    assert "cdn.jsdelivr" not in filled and "<script src" not in filled
+
+
+def test_plots_template_refuses_a_bundle_that_holds_a_placeholder():
+    with pytest.raises(ValueError, match="scripts"):
+        report.plots_template("var s = '{scripts}';")
+
+
+def test_vega_bundle_is_a_classic_script_that_sets_the_globals():
+    js = report.vega_bundle()
+    assert "</script" not in js
+    for name in ("window.vega=", "window.vegaLite=", "window.vegaEmbed="):
+        assert name in js.replace(" ", ""), name
+    assert not re.match(r"\s*(import|export)\b", js)
+
+
+def test_report_renders_in_headless_chromium(tmp_path, dump_dom):
+    page, figures = _report()
+    path = tmp_path / "report.html"
+    path.write_text(page)
+    dom = dump_dom(path)
+    assert dom.count("<table>") == 3  # baseline, the results table, fine-pruning
+    assert len(re.findall(r"<img ", dom)) == len(figures)
