@@ -15,13 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STAGES = ["fetch-data", "baseline", "activations", "prune-sweep", "export-variants", "fine-prune",
-          "evaluate-repaired"]
+          "evaluate-repaired", "report", "plots-template"]
+DATA_STAGES = STAGES[:-1]  # all but plots-template, whose only inputs are its code
 OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/bd_test.h5",
         "models/badnet.h5", "models/badnet.json", "metrics/attack.json", "plots/samples.png",
         "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
         "plots/prune_sweep.csv", "plots/prune_sweep.png", "plots/detector.csv", "plots/detector.png",
         "plots/fine_prune_history.csv", "metrics/fine_prune.json", "metrics/repaired.json", "metrics/results.md",
-        "plots/repaired.png"]
+        "plots/repaired.png", "plots/report.html", "plots/plots_template.html"]
 
 
 def _run(cmd, cwd, env):
@@ -47,6 +48,7 @@ def repo(tmp_path_factory):
     uncommitted edits are tested too), switched to the small preset, and `dvc repro`-ed."""
     dest = tmp_path_factory.mktemp("e2e") / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    subprocess.run(["git", "remote", "remove", "origin"], cwd=dest, check=True)  # never push to this checkout
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
@@ -202,7 +204,7 @@ def test_thresholds_experiment_reruns_only_the_stages_after_the_sweep(repo):
     root, env = repo
     dvc = str(BIN / "dvc")
     out = _run([dvc, "exp", "run", "-S", "prune.thresholds=[1,3]"], root, env)
-    assert _ran(out) == ["export-variants", "fine-prune", "evaluate-repaired"]
+    assert _ran(out) == ["export-variants", "fine-prune", "evaluate-repaired", "report"]
     diff = json.loads(_run([dvc, "metrics", "diff", "--json"], root, env))
     changed = diff["metrics/repaired.json"]
     assert "x1_channels_pruned" in changed and changed["x1_channels_pruned"]["old"] is None
@@ -245,7 +247,7 @@ def test_a_stage_killed_midway_then_repro_gives_the_uninterrupted_results(repo):
     time.sleep(0.5)
     assert "Running stage 'fetch-data'" in "".join(seen)
     out = _run([dvc, "repro"], root, env)
-    assert _ran(out) == STAGES
+    assert _ran(out) == DATA_STAGES
     assert not [p for p in root.rglob(".*.tmp*")], "temp files left behind"
     resumed = _md5s(root)
     out = _run([dvc, "repro", "--force"], root, env)
@@ -278,12 +280,161 @@ def test_changing_a_data_param_marks_fetch_data_changed(repo):
     assert "fetch-data" in status and "data.synthetic" in status
 
 
-def test_dvc_plots_show_renders_every_plot(repo):
+def _rendered_charts(dom):
+    """Vega charts drawn as SVG, and how many line and symbol marks they hold."""
+    charts = len(re.findall(r'<svg[^>]*class="marks"', dom))
+    marks = len(re.findall(r'class="mark-(?:line|symbol) role-mark[^"]*"[^>]*>\s*<path[^>]* d="M', dom))
+    return charts, marks
+
+
+def test_dvc_plots_show_renders_offline_in_headless_chromium(repo, dump_dom):
+    """The page `dvc plots show` writes draws every Vega chart with the network unavailable
+    (the template inlines Vega); DVC's own template, which loads Vega from a CDN, draws none."""
+    from dvc_render.html import PAGE_HTML
+
     root, env = repo
-    _run([str(BIN / "dvc"), "plots", "show", "-o", "dvc_plots_out"], root, env)
-    html = (root / "dvc_plots_out" / "index.html").read_text()
-    for title in ("vs fraction pruned (validation)", "vs fraction pruned (test)", "validation trade-off"):
+    out = root.parent  # not in the repo: queued experiments later must find a clean tree
+    dvc = str(BIN / "dvc")
+    _run([dvc, "plots", "show", "-o", str(out / "dvc_plots")], root, env)
+    html = (out / "dvc_plots" / "index.html").read_text()
+    for title in ("vs fraction pruned (validation)", "vs fraction pruned (test)", "validation trade-off",
+                  "G as a detector"):
         assert title in html, title
-    for png in ("prune_sweep.png", "repaired.png", "samples.png"):
+    for png in ("prune_sweep.png", "detector.png", "repaired.png", "samples.png"):
         assert png in html, png
-    assert (root / "dvc_plots_out" / "static").is_dir()
+    assert "cdn.jsdelivr" not in html and not re.search(r"<script[^>]* src=", html)
+    vega_plots = html.count("vegaEmbed('#")
+    assert vega_plots == 4
+    charts, marks = _rendered_charts(dump_dom(out / "dvc_plots" / "index.html"))
+    assert charts == vega_plots and marks >= 2 * vega_plots, (charts, marks)
+
+    (out / "cdn_template.html").write_text(PAGE_HTML)  # the control: DVC's default page
+    _run([dvc, "plots", "show", "-o", str(out / "dvc_plots_cdn"), "--html-template", str(out / "cdn_template.html")],
+         root, env)
+    assert "cdn.jsdelivr" in (out / "dvc_plots_cdn" / "index.html").read_text()
+    assert _rendered_charts(dump_dom(out / "dvc_plots_cdn" / "index.html")) == (0, 0)
+
+
+def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom):
+    import base64
+
+    root, _ = repo
+    page = (root / "plots/report.html").read_text()
+    assert "<script" not in page and not re.findall(r'(?:src|href)="(?!data:)', page)
+    images = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+    assert images == [(root / p).read_bytes() for p in ("plots/prune_sweep.png", "plots/detector.png",
+                                                         "plots/repaired.png", "plots/samples.png")]
+    dom = dump_dom(root / "plots/report.html")
+    rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", dom, re.S)]
+    baseline = json.loads((root / "metrics/baseline.json").read_text())
+    assert ["test", f"{baseline['clean_accuracy_test']:.2f}", f"{baseline['attack_success_rate_test']:.2f}"] in rows
+    md = [[c.strip() for c in line.strip().strip("|").split("|")]
+          for line in (root / "metrics/results.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(md) == 2 + 1 + 2 * 3 + 2 * 3  # two headers, B, pruned and fine-pruned for X = 2, 4, 10
+    for row in md:  # both tables, every row, cell for cell
+        assert row in rows, row
+    chosen = json.loads((root / "metrics/fine_prune.json").read_text())
+    assert ["10", str(chosen["x10_chosen_epoch"]), f"{chosen['x10_holdout_accuracy']:.2f}"] in rows
+
+
+def _restore(root, env):
+    """Back to the committed small-preset run."""
+    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
+    _run([str(BIN / "dvc"), "checkout", "-q"], root, env)
+
+
+@pytest.fixture(scope="module")
+def shared(repo, tmp_path_factory):
+    """What several machines share, set up as the README says: a git remote (a bare repo
+    here) and a DVC remote (a local directory here; S3 or GCS for real) committed in .dvc/config."""
+    root, env = repo
+    base = tmp_path_factory.mktemp("shared")
+    git_remote, store = base / "project.git", base / "dvc-store"
+    _run(["git", "init", "-q", "--bare", "-b", "main", str(git_remote)], base, env)
+    _restore(root, env)
+    _run([str(BIN / "dvc"), "remote", "add", "-d", "store", str(store)], root, env)
+    _run(["git", "add", ".dvc/config"], root, env)
+    _run(["git", "commit", "-q", "-m", "shared DVC remote"], root, env)
+    _run(["git", "remote", "add", "shared", str(git_remote)], root, env)
+    _run(["git", "push", "-q", "shared", "HEAD:main"], root, env)
+    return git_remote, store
+
+
+def _other_machine(shared, tmp_path_factory, env):
+    dest = tmp_path_factory.mktemp("machine2") / "repo"
+    _run(["git", "clone", "-q", "-b", "main", str(shared[0]), str(dest)], dest.parent, env)
+    return dest
+
+
+def test_dvc_push_and_pull_move_data_models_and_results_to_another_clone(repo, shared, tmp_path_factory):
+    """`dvc push` here, `git clone` + `dvc pull` there: the same bytes, and nothing to re-run."""
+    root, env = repo
+    dvc = str(BIN / "dvc")
+    _run([dvc, "push"], root, env)
+    assert len([p for p in shared[1].rglob("*") if p.is_file()]) >= 10
+    other = _other_machine(shared, tmp_path_factory, env)
+    _run([dvc, "pull"], other, env)
+    assert _md5s(other) == _md5s(root)
+    assert _ran(_run([dvc, "repro"], other, env)) == []
+    assert "up to date" in _run([dvc, "status"], other, env)
+
+
+def _wait_for_queue(root, env, timeout=1800):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _run([str(BIN / "dvc"), "queue", "status"], root, env)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+
+
+def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, shared, tmp_path_factory):
+    """The README's sweep: queue a grid, run it with two workers, compare with `dvc exp show`,
+    then `dvc exp push` it; another clone pulls and applies one experiment and gets the same files."""
+    root, env = repo
+    dvc = str(BIN / "dvc")
+    before = _md5s(root)
+    out = _run([dvc, "exp", "run", "--queue", "-S", "prune.thresholds=[1,2,3]", "-S", "data.synthetic.seed=1,2"],
+               root, env)
+    names = re.findall(r"Queued experiment '([\w-]+)'", out)
+    assert len(names) == 2, out
+    try:
+        with open(root.parent / "queue-workers.log", "w") as log:  # the workers outlive the command
+            subprocess.run([dvc, "queue", "start", "--jobs", "2"], cwd=root, env=env, stdout=log,
+                           stderr=subprocess.STDOUT, check=True)
+        status = _wait_for_queue(root, env)
+    finally:
+        subprocess.run([dvc, "queue", "stop"], cwd=root, env=env, capture_output=True)
+    for name in names:
+        assert re.search(rf"\b{name}\s.*\bSuccess\b", status), status
+        # a new seed re-runs every stage but the template, whose inputs did not change
+        assert _ran(_run([dvc, "queue", "logs", name], root, env)) == DATA_STAGES
+    assert _md5s(root) == before, "queued results must stay out of the workspace until applied"
+
+    table = _run([dvc, "exp", "show", "--md", "--no-pager"], root, env)
+    assert all(f"[{name}]" in table for name in names), table
+    shown = json.loads(_run([dvc, "exp", "show", "--json", "--no-pager"], root, env))
+    exps = {e["name"]: e["revs"][0]["data"] for c in shown for e in (c.get("experiments") or [])}
+    seeds = {}
+    for name in names:
+        params = exps[name]["params"]["params.yaml"]["data"]
+        assert params["prune"]["thresholds"] == [1, 2, 3]
+        seeds[name] = params["data"]["synthetic"]["seed"]
+        assert exps[name]["metrics"]["metrics/repaired.json"]["data"]["x1_reached"] is True
+    assert sorted(seeds.values()) == [1, 2]
+
+    name = names[0]
+    _run(["git", "push", "-q", "shared", "HEAD:main"], root, env)
+    assert f"Pushed experiment {name}" in _run([dvc, "exp", "push", "shared", name], root, env)
+    other = _other_machine(shared, tmp_path_factory, env)
+    _run([dvc, "exp", "pull", "origin", name], other, env)
+    for clone in (root, other):
+        _run([dvc, "exp", "apply", name], clone, env)
+    assert f"seed: {seeds[name]} " in (other / "params.yaml").read_text()
+    assert json.loads((other / "metrics/repaired.json").read_text()) == \
+        exps[name]["metrics"]["metrics/repaired.json"]["data"]
+    assert _md5s(other) == _md5s(root) != before
+    _restore(root, env)
