@@ -100,12 +100,12 @@ def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: 
         parts.append(f"The attack: {attack['train_poisoned']} of {attack['train_images']} training images "
                      f"poisoned (rate {attack['poison_rate']:g}), target class {attack['target']}.")
     parts.append(results_md.strip())
-    epochs = sorted({k.split("_", 1)[0] for k in fine_prune}, key=lambda x: float(x[1:]))
-    if epochs:
+    xs = sorted({k.split("_", 1)[0] for k in fine_prune}, key=lambda x: float(x[1:]))  # "x2", "x10", ...
+    if xs:
         parts += ["## Fine-pruning: the epoch kept for each X",
                   _table(["X (points)", "epoch kept (0 = B' itself)", "holdout accuracy %"],
                          [[x[1:], fine_prune[f"{x}_chosen_epoch"], fine_prune[f"{x}_holdout_accuracy"]]
-                          for x in epochs])]
+                          for x in xs])]
     parts.append("## Figures")
     parts += [_figure(title, png) for title, png in figures.items()]
     return "\n\n".join(parts) + "\n"

@@ -6,11 +6,11 @@ from badnet_repair import artifacts, params, report
 from badnet_repair.atomic import write_text
 from badnet_repair.errors import BadInput, cli
 
-FIGURES = {
-    "Clean accuracy and attack success rate as channels are pruned": artifacts.SWEEP_PLOT,
-    "G as a detector at every sweep step": artifacts.DETECTOR_PLOT,
-    "Pruned and fine-pruned B' and their repaired nets G (test data)": artifacts.REPAIRED_PLOT,
-    "Clean validation images and their poisoned counterparts": artifacts.SAMPLES_PLOT,
+FIGURES = {  # title: (file, the stage that writes it)
+    "Clean accuracy and attack success rate as channels are pruned": (artifacts.SWEEP_PLOT, "prune-sweep"),
+    "G as a detector at every sweep step": (artifacts.DETECTOR_PLOT, "prune-sweep"),
+    "Pruned and fine-pruned B' and their repaired nets G (test data)": (artifacts.REPAIRED_PLOT, "evaluate-repaired"),
+    "Clean validation images and their poisoned counterparts": (artifacts.SAMPLES_PLOT, "fetch-data"),
 }
 
 
@@ -25,10 +25,10 @@ def _read(path, stage: str) -> bytes:
 def main():
     cfg = {"prune": params.load("prune"), "finetune": params.load("finetune")}
     figures = {}
-    for title, path in FIGURES.items():
-        png = _read(path, "prune-sweep, evaluate-repaired or fetch-data")
+    for title, (path, stage) in FIGURES.items():
+        png = _read(path, stage)
         if not png.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise BadInput(f"{path}: not a PNG image; run `dvc repro --force` for the stage that writes it")
+            raise BadInput(f"{path}: not a PNG image; run `dvc repro --force {stage}`")
         figures[title] = png
     text = report.report_markdown(
         artifacts.read_json(artifacts.ATTACK_METRICS, "fetch-data"),
@@ -36,8 +36,9 @@ def main():
         artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "fine-prune"),
         _read(artifacts.RESULTS_MD, "evaluate-repaired").decode("utf-8", "replace"),
         cfg, figures)
-    write_text(artifacts.REPORT, report.report_html(text))
-    print(f"{artifacts.REPORT}: {len(text) // 1024} KiB")
+    page = report.report_html(text)
+    write_text(artifacts.REPORT, page)
+    print(f"{artifacts.REPORT}: {len(page) // 1024} KiB")
 
 
 if __name__ == "__main__":

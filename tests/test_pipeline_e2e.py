@@ -42,6 +42,12 @@ def _md5s(root):
     return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in files}
 
 
+def _restore(root, env):
+    """Back to the committed small-preset run."""
+    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
+    _run([str(BIN / "dvc"), "checkout", "-q"], root, env)
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """A git clone of this repository with the working tree's files laid over it (so
@@ -215,8 +221,7 @@ def test_thresholds_experiment_reruns_only_the_stages_after_the_sweep(repo):
 
 def test_forced_rerun_gives_identical_files(repo):
     root, env = repo
-    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)  # back to the committed small-preset run
-    _run([str(BIN / "dvc"), "checkout", "-q"], root, env)
+    _restore(root, env)
     first = _md5s(root)
     out = _run([str(BIN / "dvc"), "repro", "--force"], root, env)
     assert _ran(out) == STAGES
@@ -253,8 +258,7 @@ def test_a_stage_killed_midway_then_repro_gives_the_uninterrupted_results(repo):
     out = _run([dvc, "repro", "--force"], root, env)
     assert _ran(out) == STAGES
     assert _md5s(root) == resumed
-    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
-    _run([dvc, "checkout", "-q"], root, env)
+    _restore(root, env)
 
 
 def test_a_failing_stage_leaves_the_previous_results_in_place(repo):
@@ -269,7 +273,7 @@ def test_a_failing_stage_leaves_the_previous_results_in_place(repo):
     assert "error: params.yaml: 'prune.thresholds' value 0 must be in (0, 100)" in res.stderr + res.stdout
     assert "Traceback" not in res.stderr + res.stdout
     assert _md5s(root) == before
-    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
+    _restore(root, env)
 
 
 def test_changing_a_data_param_marks_fetch_data_changed(repo):
@@ -335,12 +339,6 @@ def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom
         assert row in rows, row
     chosen = json.loads((root / "metrics/fine_prune.json").read_text())
     assert ["10", str(chosen["x10_chosen_epoch"]), f"{chosen['x10_holdout_accuracy']:.2f}"] in rows
-
-
-def _restore(root, env):
-    """Back to the committed small-preset run."""
-    _run(["git", "checkout", "-q", "HEAD", "--", "."], root, env)
-    _run([str(BIN / "dvc"), "checkout", "-q"], root, env)
 
 
 @pytest.fixture(scope="module")
