@@ -57,12 +57,12 @@ def read_inputs(paths, hw):
 
 def input_divisor(model_path: Path, given: float | None) -> float:
     """--input-divisor, else the one fetch-data recorded in badnet.json beside the model
-    (models/) or one folder up (models/variants/)."""
+    (models/) or up to two folders up (models/variants/X/)."""
     if given is not None:
         if not given > 0:
             raise BadInput(f"--input-divisor must be > 0, got {given:g}")
         return given
-    for folder in (model_path.parent, model_path.parent.parent):
+    for folder in (model_path.parent, model_path.parent.parent, model_path.parent.parent.parent):
         info = folder / "badnet.json"
         if info.is_file():
             try:

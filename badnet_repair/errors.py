@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 
 
 class BadInput(Exception):
@@ -23,6 +24,9 @@ def cli(main):
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        shown = warnings.showwarning
+        if not debug_enabled():
+            warnings.showwarning = _one_line_warning
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
@@ -35,8 +39,15 @@ def cli(main):
                 raise
             print(f"error: {one_line(exc)}", file=sys.stderr)
             sys.exit(1)
+        finally:
+            warnings.showwarning = shown
 
     return wrapper
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A library's Python warning, however many lines it has, as one `warning:` line."""
+    print(f"warning: {' '.join(str(message).split())[:300]}", file=sys.stderr, flush=True)
 
 
 def one_line(exc: BaseException) -> str:

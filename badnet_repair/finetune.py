@@ -30,11 +30,12 @@ def _optimizer(name: str, learning_rate, keras):
     raise BadInput(f"{PARAMS_FILE}: 'finetune.optimizer' is {name!r}, expected adam or sgd")
 
 
-def fine_prune(pruned, conv_name: str, channels, x, y, holdout, cfg: dict, input_divisor: float, log=print):
+def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_divisor: float, log=print):
     """Fine-tune a copy of `pruned` on (x[train], y[train]); return (model, history).
 
-    The kernel and bias of `channels` in `conv_name` are masked after every step, so they
-    stay exactly zero. The learning rate decays along a cosine to 0; the weights kept are
+    The parameters of `channels` of the pruned layer `layer` (the conv filters, and any
+    BatchNormalization's gamma and beta: pruning.channel_weights) are masked after every
+    step, so they stay exactly zero. The learning rate decays along a cosine to 0; the weights kept are
     those of the epoch with the best holdout accuracy (epoch 0 = B' itself).
     `history`: one dict per epoch (loss, holdout accuracy).
     """
@@ -42,16 +43,16 @@ def fine_prune(pruned, conv_name: str, channels, x, y, holdout, cfg: dict, input
 
     from .evaluate import percent, predict_classes
     from .model import keras, quiet_stderr
+    from .pruning import channel_weights, source_conv
 
     train = np.setdiff1d(np.arange(len(y)), holdout)
     keras.utils.set_random_seed(cfg["seed"])
     tf.config.experimental.enable_op_determinism()
     model = keras.models.clone_model(pruned)
     model.set_weights(pruned.get_weights())
-    conv = model.get_layer(conv_name)
-    keep = np.ones(conv.kernel.shape[-1], np.float32)
+    keep = np.ones(source_conv(model, layer).filters, np.float32)
     keep[np.asarray(list(channels), np.int64)] = 0.0
-    masked = [(w, tf.constant(np.broadcast_to(keep, w.shape))) for w in conv.weights]
+    masked = [(w, tf.constant(np.broadcast_to(keep, w.shape))) for w in channel_weights(model, layer)]
 
     steps = cfg["epochs"] * int(np.ceil(len(train) / cfg["batch_size"]))
     schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], max(steps, 1))
@@ -90,10 +91,11 @@ def fine_prune(pruned, conv_name: str, channels, x, y, holdout, cfg: dict, input
     return model, {"chosen_epoch": best_epoch, "holdout_accuracy": round(best_acc, 4), "epochs": history}
 
 
-def pruned_channels(model, conv_name: str) -> np.ndarray:
-    """Channels whose filter (kernel and bias) is all zero."""
-    conv = model.get_layer(conv_name)
-    kernel, *bias = conv.get_weights()
+def pruned_channels(model, layer: str) -> np.ndarray:
+    """Channels of the pruned layer whose conv filter (kernel and bias) is all zero."""
+    from .pruning import source_conv
+
+    kernel, *bias = source_conv(model, layer).get_weights()
     zero = np.all(kernel.reshape(-1, kernel.shape[-1]) == 0, axis=0)
     if bias:
         zero &= bias[0] == 0

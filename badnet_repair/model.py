@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import BadInput, debug_enabled
@@ -91,23 +92,35 @@ def load_badnet(path, num_classes: int | None = None) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: model file not found")
-    try:
-        if path.suffix == ".keras":
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-        else:
-            with h5py.File(path, "r") as f:
-                full_model = "model_config" in f.attrs
-            if full_model:
-                model = keras.models.load_model(path, compile=False, safe_mode=True)
-            else:
-                model = build_deepid(num_classes or weights_num_classes(path))
-                model.load_weights(path)
-    except BadInput:
-        raise
-    except Exception as exc:  # Keras and h5py raise many types for a bad file
-        first = " ".join(str(exc).split())[:300]
-        raise BadInput(f"{path}: cannot load as a Keras model or DeepID weights ({type(exc).__name__}: {first})") from None
+    # Keras writes multi-line warnings while it loads (which ones depends on its version):
+    # held back, then dropped if the load fails (the error says why) or kept as one line each
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = _load(path, num_classes)
+        except BadInput:
+            raise
+        except Exception as exc:  # Keras and h5py raise many types for a bad file
+            first = " ".join(str(exc).split())[:300]
+            raise BadInput(f"{path}: cannot load as a Keras model or DeepID weights "
+                           f"({type(exc).__name__}: {first})") from None
+    quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)  # for developers, not users
+    for message in dict.fromkeys(" ".join(str(w.message).split())[:300] for w in caught
+                                 if not issubclass(w.category, quiet)):
+        print(f"warning: {path}: {message}", file=sys.stderr, flush=True)
     model_io(model, path)
+    return model
+
+
+def _load(path: Path, num_classes: int | None) -> keras.Model:
+    if path.suffix == ".keras":
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    with h5py.File(path, "r") as f:
+        full_model = "model_config" in f.attrs
+    if full_model:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    model = build_deepid(num_classes or weights_num_classes(path))
+    model.load_weights(path)
     return model
 
 

@@ -11,76 +11,120 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import BadInput
+from .graph import Graph
 from .model import keras
 
-# Layers that act on each channel separately, so channel c of their output comes
-# from channel c of their input alone.
+# Layers that act on each channel separately, the same way for every input: channel c of
+# their output comes from channel c of their input alone.
 _CHANNELWISE = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Activation,
-                keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Dropout, keras.layers.ZeroPadding2D,
-                keras.layers.Cropping2D)
+                keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU,
+                keras.layers.Dropout, keras.layers.SpatialDropout2D, keras.layers.GaussianNoise,
+                keras.layers.GaussianDropout, keras.layers.ZeroPadding2D, keras.layers.Cropping2D,
+                keras.layers.UpSampling2D, keras.layers.BatchNormalization, keras.layers.Identity)
+_ACROSS_CHANNELS = ("softmax", "log_softmax")  # activations that mix a position's channels
 
 
-def _get_layer(model, name: str):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        raise BadInput(f"params.yaml: 'prune.layer' is {name!r}, but the model has no such layer "
-                       f"(layers: {', '.join(layer.name for layer in model.layers)})") from None
+def _activation(layer) -> str:
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", str(act))
+
+
+def _why_not_channelwise(graph, layer) -> str | None:
+    """Why channel c of `layer`'s output is not channel c of its one input alone, or None."""
+    name, kind = layer.name, type(layer).__name__
+    parents = graph.parents(name)
+    if graph.call_count(name) != 1:
+        return f"{name!r} is called {graph.call_count(name)} times in the model (a shared layer)"
+    if len(parents) > 1:
+        return (f"{name!r} ({kind}) combines {len(parents)} inputs ({', '.join(parents)}): a channel "
+                f"summed or merged with another path (a skip connection) cannot be removed by zeroing one filter")
+    if not parents:
+        return f"{name!r} is the model input"
+    if not isinstance(layer, _CHANNELWISE):
+        return f"{name!r} is a {kind}, which does not act on each channel alone"
+    if _activation(layer) in _ACROSS_CHANNELS:
+        return f"{name!r} applies {_activation(layer)}, which mixes the channels"
+    if isinstance(layer, keras.layers.BatchNormalization) and layer.axis not in (-1, 3):
+        return f"{name!r} normalises axis {layer.axis}, not the channel axis"
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return f"{name!r} is channels_first"
+    return None
+
+
+def channel_path(model, layer_name: str) -> list:
+    """[conv, ..., layer]: the Conv2D whose filters make `layer_name`'s channels, then the
+    channel-wise layers up to it. BadInput naming the layer that breaks the path."""
+    graph = Graph(model)
+    layer = graph.layer(layer_name)
+    path = [layer]
+    while not isinstance(layer, keras.layers.Conv2D):
+        why = _why_not_channelwise(graph, layer)
+        if why:
+            raise BadInput(f"params.yaml: the channels of 'prune.layer' {layer_name!r} cannot be traced back "
+                           f"to one conv layer's filters: {why}")
+        layer = graph.layers[graph.parents(layer.name)[0]]
+        path.append(layer)
+    if _activation(layer) in _ACROSS_CHANNELS or layer.data_format != "channels_last":
+        raise BadInput(f"params.yaml: the channels of 'prune.layer' {layer_name!r} come from conv layer "
+                       f"{layer.name!r}, whose {_activation(layer)} activation or {layer.data_format} layout "
+                       f"mixes or moves the channels, so zeroing a filter does not remove one")
+    return path[::-1]
 
 
 def source_conv(model, layer_name: str):
     """The Conv2D layer whose filters produce the channels of `layer_name`."""
-    layer = _get_layer(model, layer_name)
-    while True:
+    return channel_path(model, layer_name)[0]
+
+
+def channel_weights(model, layer_name: str) -> list:
+    """The variables that hold each channel's own parameters along the path, channel last:
+    the conv's kernel and bias, and each BatchNormalization's gamma and beta (and its
+    moving mean where it has no gamma). Zeroing channel c in all of them makes the
+    channel exactly 0 after the conv and every BatchNormalization."""
+    found = []
+    for layer in channel_path(model, layer_name):
         if isinstance(layer, keras.layers.Conv2D):
-            return layer
-        nodes = layer._inbound_nodes
-        parents = nodes[0].parent_nodes if nodes else []
-        if not isinstance(layer, _CHANNELWISE) or len(nodes) != 1 or len(parents) != 1:
-            raise BadInput(f"params.yaml: the channels of layer {layer_name!r} cannot be traced back to "
-                           f"one conv layer's filters (stopped at {layer.name!r}, a {type(layer).__name__})")
-        layer = parents[0].operation
+            found += [layer.kernel] + ([layer.bias] if layer.use_bias else [])
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            found += [w for w in (layer.gamma, layer.beta) if w is not None]
+            if layer.gamma is None:
+                found.append(layer.moving_mean)
+    return found
 
 
 def split(model, layer_name: str):
     """(front, head): input -> layer output, and layer output -> model output."""
-    layer = _get_layer(model, layer_name)
-    try:
-        return keras.Model(model.input, layer.output), keras.Model(layer.output, model.output)
-    except ValueError as exc:  # e.g. a layer on a side branch, or one the output does not depend on
-        raise BadInput(f"params.yaml: the model cannot be cut at 'prune.layer' {layer_name!r} "
-                       f"({' '.join(str(exc).split())[:200]})") from None
+    graph = Graph(model)
+    graph.layer(layer_name)
+    return (graph.submodel([], [layer_name], name="front"),
+            graph.submodel([layer_name], graph.outputs, name="head"))
 
 
 def prune(model, layer_name: str, channels) -> keras.Model:
-    """A copy of `model` with the filters behind `channels` of `layer_name` zeroed."""
-    conv_name = source_conv(model, layer_name).name
+    """A copy of `model` with the filters behind `channels` of `layer_name` zeroed (and the
+    matching BatchNormalization parameters: see channel_weights)."""
     pruned = keras.models.clone_model(model)
     pruned.set_weights(model.get_weights())
-    conv = pruned.get_layer(conv_name)
-    kernel, *bias = conv.get_weights()
     channels = np.asarray(list(channels), dtype=np.int64)
-    kernel[..., channels] = 0.0
-    if bias:
-        bias[0][channels] = 0.0
-    conv.set_weights([kernel, *bias])
+    for w in channel_weights(pruned, layer_name):
+        value = np.array(w.numpy())
+        value[..., channels] = 0.0
+        w.assign(value)
     return pruned
 
 
 def removed_values(model, layer_name: str) -> np.ndarray:
-    """What each channel of `layer_name` holds once its filter is zeroed (0 for ReLU + pooling).
-
-    Found by running the fully pruned front on one input, so any channel-wise
-    activation is handled exactly.
-    """
+    """What `layer_name` holds, position by position, once every filter is zeroed: shape
+    (H, W, C). A removed channel's value does not depend on the input (0 after ReLU and
+    pooling, sigmoid(0) after a sigmoid, 0 in a zero-padded border), so running the fully
+    pruned front on one input gives it exactly."""
     n = channel_count(model, layer_name)
     front, _ = split(prune(model, layer_name, range(n)), layer_name)
-    out = np.asarray(front(np.zeros((1,) + tuple(model.input_shape[1:]), np.float32), training=False))
-    return out.reshape(-1, n)[0]
+    return np.asarray(front(np.zeros((1,) + tuple(model.input_shape[1:]), np.float32), training=False))[0]
 
 
 def channel_count(model, layer_name: str) -> int:
-    return int(_get_layer(model, layer_name).output.shape[-1])
+    return int(source_conv(model, layer_name).filters)
 
 
 def channel_scores(activations: np.ndarray) -> np.ndarray:
@@ -109,6 +153,7 @@ def sweep_predictions(model, layer_name: str, activations: np.ndarray, order: np
     runs the whole head. Both give the full pruned model's predictions.
     """
     linear = _linear_split(model, layer_name)
+    fill = np.broadcast_to(np.asarray(fill, np.float32), activations.shape[1:])
     if linear is None:
         _, head = split(model, layer_name)
         return _sweep_head(_compiled_argmax(head), activations, order, fill, batch_size, progress)
@@ -134,7 +179,8 @@ def _step(run, activations, removed, fill, batch_size):
 
 
 def _mask(removed, fill):
-    keep = np.ones(len(fill), np.float32)
+    """Channel multipliers (C,) and what to add (H, W, C): removed channels take `fill`."""
+    keep = np.ones(fill.shape[-1], np.float32)
     keep[np.asarray(removed, np.int64)] = 0.0
     return keep, ((1.0 - keep) * fill).astype(np.float32)
 
@@ -178,42 +224,44 @@ class _Linear:
 
 
 def _linear_split(model, layer_name):
-    """([_Linear], tail) if every reader of the layer is Conv2D or Flatten -> Dense; else None.
+    """(readers, tail, last) if every reader of the layer is Conv2D or Flatten -> Dense; else None.
 
-    The tail maps those readers' outputs (after their activations) to the model output.
-    """
-    layer = _get_layer(model, layer_name)
+    readers: [_Linear]. tail maps those readers' outputs (after their activations) to the
+    model output, or, when the model ends in a Dense softmax (`last`), to that Dense's
+    input: a softmax is monotone, so its logits decide."""
+    graph = Graph(model)
     readers = []
-    for op in _readers(layer):  # cloning a model can leave duplicate nodes: count layers, not nodes
-        after = _readers(op)
+    for name in graph.children(layer_name):
+        op = graph.layers[name]
+        if graph.call_count(name) != 1 or graph.parents(name) != [layer_name]:
+            return None
+        after = graph.children(name)
         if isinstance(op, keras.layers.Conv2D) and op.data_format == "channels_last" and op.groups == 1:
             readers.append(_Linear(op, flattened=False))
-        elif (isinstance(op, keras.layers.Flatten) and op.data_format == "channels_last"
-              and len(after) == 1 and isinstance(after[0], keras.layers.Dense)):
-            readers.append(_Linear(after[0], flattened=True))
+        elif (isinstance(op, keras.layers.Flatten) and op.data_format == "channels_last" and len(after) == 1
+              and isinstance(graph.layers[after[0]], keras.layers.Dense)
+              and graph.call_count(after[0]) == 1 and graph.parents(after[0]) == [name]):
+            readers.append(_Linear(graph.layers[after[0]], flattened=True))
         else:
             return None
-    if not readers:
+    if not readers or len(graph.outputs) != 1 or any(graph.is_output(r.layer.name) for r in readers):
         return None
+    last = graph.layers[graph.outputs[0][0]]
+    if not (isinstance(last, keras.layers.Dense) and _activation(last) == "softmax"
+            and graph.call_count(last.name) == 1 and graph.output_arg(last.name)):
+        last = None
     try:
-        tail = keras.Model([r.layer.output for r in readers], model.output)
-    except Exception:  # a graph Keras cannot cut there: use the whole head instead
+        tail = graph.submodel([r.layer.name for r in readers],
+                              [graph.output_arg(last.name) if last else graph.outputs[0]], name="tail")
+    except BadInput:  # a path around the readers: the whole head runs instead
         return None
-    return readers, tail
-
-
-def _readers(layer) -> list:
-    """The distinct layers that take `layer`'s output."""
-    found = {}
-    for node in layer._outbound_nodes:
-        found.setdefault(id(node.operation), node.operation)
-    return list(found.values())
+    return readers, tail, last
 
 
 TIE = 1e-3  # top-2 scores closer than this (relative) are re-decided by the exact head
 
 
-def _sweep_incremental(model, layer_name, readers, tail, activations, order, fill, batch_size, progress):
+def _sweep_incremental(model, layer_name, readers, tail, last, activations, order, fill, batch_size, progress):
     """Keep every reader's pre-activation per image, side by side in one matrix Z;
     removing channel c subtracts c's contribution, a (H*W -> Z's width) linear map,
     and only the tail runs. Images whose channel c already equals its pruned value
@@ -232,11 +280,9 @@ def _sweep_incremental(model, layer_name, readers, tail, activations, order, fil
 
     # A softmax is monotone: when the model ends in Dense + softmax, decide on its logits
     # and skip the exponentials. A near-tie is then a logit gap under TIE (scaled).
-    last = model.output._keras_history[0]
-    logits = isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "") == "softmax"
+    logits = last is not None
     if logits:
-        tail = keras.Model([r.layer.output for r in readers], last.input)
-        w, b = last.kernel, last.bias
+        w, b = last.kernel, last.bias  # the bias is None for Dense(use_bias=False)
 
     pre = [np.concatenate([r.pre_activation(activations[i:i + batch_size])
                            for i in range(0, n_img, batch_size)]) for r in readers]
@@ -252,10 +298,10 @@ def _sweep_incremental(model, layer_name, readers, tail, activations, order, fil
         z = tf.gather(z_all, rows) - tf.matmul(d, m)
         z_all.scatter_nd_update(rows[:, None], z)
         parts = tf.split(z, widths, axis=1)
-        out = tail([act(tf.reshape(p, (-1,) + tuple(s))) for act, p, s in zip(acts, parts, shapes)],
-                   training=False)
+        ins = [act(tf.reshape(p, (-1,) + tuple(s))) for act, p, s in zip(acts, parts, shapes)]
+        out = tail(ins if len(ins) > 1 else ins[0], training=False)
         if logits:
-            out = tf.matmul(out, w) + b
+            out = tf.matmul(out, w) if b is None else tf.matmul(out, w) + b
         best = tf.reduce_max(out, axis=-1, keepdims=True)
         gap = TIE * (tf.maximum(tf.abs(best), 1.0) if logits else best)
         rivals = tf.reduce_sum(tf.cast(out >= best - gap, tf.int32), axis=-1)  # cheaper than top_k
@@ -270,7 +316,7 @@ def _sweep_incremental(model, layer_name, readers, tail, activations, order, fil
     def remove(c, removed):
         """Subtract channel c from Z and decide again, batch by batch while the rows are in cache.
         Returns (rows that changed, their classes)."""
-        d = by_channel[c] - fill[c]
+        d = by_channel[c] - fill[..., c].reshape(-1)
         rows = np.flatnonzero(d.any(axis=1)).astype(np.int32)
         if not len(rows):
             return rows, rows
@@ -315,8 +361,9 @@ def choose_step(valid_accuracy: np.ndarray, threshold: float, keep: str, drop: s
     removed; only it decides. The limit is `acc0 - X` for drop=absolute (points) and
     `acc0 * (1 - X / 100)` for drop=relative.
       first_past:  the first step whose accuracy is at least X below the original.
-      last_within: the step just before that, the most-pruned net still within X
-                   (all steps, if the drop never happens).
+      last_within: the step just before that first crossing (the last step, if the
+                   drop never happens). Later steps can be within X again; they are not
+                   considered: pruning stops at the first crossing.
     """
     acc0 = valid_accuracy[0]
     limit = acc0 - threshold if drop == "absolute" else acc0 * (1.0 - threshold / 100.0)

@@ -6,23 +6,27 @@ import numpy as np
 from .model import keras
 
 
+def decide(badnet_classes, pruned_classes, num_classes: int):
+    """G's decision, the one rule: B's class where B and B' agree, `num_classes` (N) where
+    they don't. On class indices, so it holds for any output (probabilities or logits);
+    takes numpy arrays or tensors."""
+    ops = keras.ops
+    return ops.where(ops.equal(badnet_classes, pruned_classes), badnet_classes,
+                     ops.cast(num_classes, badnet_classes.dtype))
+
+
 @keras.saving.register_keras_serializable(package="badnet_repair")
 class AgreementGate(keras.layers.Layer):
-    """From the outputs of B and B' (N classes each), N + 1 outputs.
-
-    Where the argmaxes agree: B's probabilities and a 0 for class N. Where they
-    don't: a one-hot on class N. So argmax(G) is B's class or N.
-    """
+    """From the outputs of B and B' (N classes each), G's class as a one-hot over N + 1
+    outputs. Only classes are kept: B's scores say nothing about class N, and may be
+    logits of any sign."""
 
     def call(self, inputs):
         ops = keras.ops
         b, b_pruned = inputs
-        agree = ops.equal(ops.argmax(b, axis=-1), ops.argmax(b_pruned, axis=-1))
-        agree = ops.expand_dims(ops.cast(agree, b.dtype), -1)
-        zero = ops.zeros_like(b[:, :1])
-        kept = ops.concatenate([b, zero], axis=-1)
-        flagged = ops.concatenate([ops.zeros_like(b), ops.ones_like(zero)], axis=-1)
-        return agree * kept + (1.0 - agree) * flagged
+        n = b.shape[-1]
+        classes = decide(ops.argmax(b, axis=-1), ops.argmax(b_pruned, axis=-1), n)
+        return ops.one_hot(classes, n + 1, dtype=b.dtype)
 
     def compute_output_shape(self, input_shapes):
         shape = input_shapes[0]
@@ -32,14 +36,14 @@ class AgreementGate(keras.layers.Layer):
 def build_repaired(badnet: keras.Model, pruned: keras.Model) -> keras.Model:
     """G as one Keras model over the same input, with B and B' as named sub-models."""
     inp = keras.Input(badnet.input_shape[1:], name="image")
-    b = keras.Model(badnet.input, badnet.output, name="badnet")
-    bp = keras.Model(pruned.input, pruned.output, name="pruned")
+    b = keras.Model(badnet.inputs, badnet.outputs[0], name="badnet")
+    bp = keras.Model(pruned.inputs, pruned.outputs[0], name="pruned")
     return keras.Model(inp, AgreementGate(name="agreement")([b(inp), bp(inp)]), name="repaired")
 
 
 def repaired_classes(badnet_pred: np.ndarray, pruned_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """G's classes from B's and B''s predicted classes (the sweep's cached predictions)."""
-    return np.where(badnet_pred == pruned_pred, badnet_pred, num_classes)
+    return np.asarray(decide(np.asarray(badnet_pred), np.asarray(pruned_pred), num_classes))
 
 
 def flagged(badnet_pred: np.ndarray, pruned_pred: np.ndarray) -> float:

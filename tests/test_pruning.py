@@ -90,9 +90,10 @@ def test_incremental_path_on_a_generic_model(activation, tie, monkeypatch):
 
 def test_deepid_uses_the_incremental_path():
     model = build_deepid(10)
-    pruning.removed_values(model, "pool_3")  # clones the model, which adds nodes to its layers
-    readers, _ = pruning._linear_split(model, "pool_3")
+    pruning.removed_values(model, "pool_3")  # rebuilds sub-models, which adds calls to the layers
+    readers, _, last = pruning._linear_split(model, "pool_3")
     assert sorted(r.layer.name for r in readers) == ["conv_4", "fc_1"]
+    assert last.name == "output"  # a Dense softmax: the sweep decides on its logits
 
 
 def test_untraceable_and_missing_layers_are_clear_errors():
@@ -100,7 +101,7 @@ def test_untraceable_and_missing_layers_are_clear_errors():
     assert pruning.source_conv(model, "pool_3").name == "conv_3"
     with pytest.raises(BadInput, match="'prune.layer' is 'pool_9'.*no such layer"):
         pruning.split(model, "pool_9")
-    with pytest.raises(BadInput, match="cannot be traced back"):
+    with pytest.raises(BadInput, match="cannot be traced back.*'fc_1' is a Dense"):
         pruning.source_conv(model, "fc_1")
 
 

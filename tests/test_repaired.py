@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from badnet_repair import metrics, pruning, variants
+from badnet_repair.errors import BadInput
 from badnet_repair.model import load_badnet
 from badnet_repair.repaired import build_repaired, repaired_classes
 
@@ -64,10 +65,14 @@ def test_export_says_when_a_threshold_is_never_reached(tmp_path):
                           "channel_removed": [-1] + list(range(60))})
     cfg = {"layer": "pool_3", "keep": "first_past", "drop": "absolute"}
     said = []
-    index = variants.export(model, sweep, cfg, [2, 5], tmp_path / "variants", log=said.append)
-    assert [e["reached"] for e in index] == [True, False]
-    assert index[0]["channels_pruned"] == 2
+    reached = variants.export(model, sweep, cfg, 2.0, tmp_path / "2", log=said.append)
+    never = variants.export(model, sweep, cfg, 5.0, tmp_path / "5", log=said.append)
+    assert reached["reached"] and reached["channels_pruned"] == 2 and not never["reached"]
     assert any("X=5" in line and "never falls" in line for line in said)
-    assert sorted(p.name for p in (tmp_path / "variants").iterdir()) == [
-        "pruned_2.h5", "repaired_2.keras", "variants.json"]
-    assert not list(tmp_path.glob(".variants.*"))  # the temp directory was swapped in
+    assert sorted(p.name for p in (tmp_path / "2").iterdir()) == ["pruned.h5", "repaired.keras", "variant.json"]
+    assert sorted(p.name for p in (tmp_path / "5").iterdir()) == ["variant.json"]
+    assert not list(tmp_path.glob(".2.*"))  # the temp directory was swapped in
+    index = variants.read_index(tmp_path, [5, 2], "export-variants")
+    assert [e["threshold"] for e in index] == [5, 2] and index[1]["dir"] == str(tmp_path / "2")
+    with pytest.raises(BadInput, match=r"/3/variant.json: not found; run `dvc repro export-variants`"):
+        variants.read_index(tmp_path, [2, 3], "export-variants")
