@@ -22,15 +22,20 @@ SWEEP_CSV = "plots/prune_sweep.csv"
 SWEEP_PLOT = "plots/prune_sweep.png"
 DETECTOR_CSV = "plots/detector.csv"  # G (B with the step-k net) as a detector, at every sweep step
 DETECTOR_PLOT = "plots/detector.png"
-FINE_PRUNED = "models/fine_pruned"  # fine_pruned_X.h5 (B' fine-tuned), repaired_X.keras, fine_pruned.json
+FINE_PRUNED = "models/fine_pruned"  # X/: fine_pruned.h5 (B'_X fine-tuned), repaired.keras (its G), variant.json
 FINE_PRUNE_HISTORY = "plots/fine_prune_history.csv"
 FINE_PRUNE_METRICS = "metrics/fine_prune.json"
-VARIANTS = "models/variants"  # pruned_X.h5 (B'), repaired_X.keras (G), variants.json
+VARIANTS = "models/variants"  # X/: pruned.h5 (B'_X), repaired.keras (G_X), variant.json
 REPAIRED_METRICS = "metrics/repaired.json"
 RESULTS_MD = "metrics/results.md"
 REPAIRED_PLOT = "plots/repaired.png"
 PLOTS_TEMPLATE = "plots/plots_template.html"  # .dvc/config plots.html_template: Vega inlined, offline
 REPORT = "plots/report.html"
+
+
+def variant_dir(root, x: str) -> Path:
+    """The folder of one threshold's B' and G: `root`/X, X as dvc.yaml's foreach writes it."""
+    return Path(root) / x
 
 
 def read_json(path, stage: str):

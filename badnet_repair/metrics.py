@@ -37,14 +37,21 @@ def repaired(clean_pred, clean_labels, bd_pred, bd_labels, num_classes: int) -> 
 KIND_NAMES = {"pruned": "pruned", "fine_pruned": "fine-pruned"}
 
 
-def results_table(rows: list[dict], baseline_row: dict) -> str:
+def threshold_label(drop: str) -> str:
+    """The heading of X: points (prune.drop: absolute) or percent of B's accuracy (relative)."""
+    return "X (points)" if drop == "absolute" else "X (% of B's accuracy)"
+
+
+def results_table(rows: list[dict], baseline_row: dict, drop: str) -> str:
     """Markdown tables in the manner of the seed report's Tables 1 and 2, one row per
     threshold X and kind of B' (pruned only, fine-pruned)."""
+    x = threshold_label(drop)
+
     def f(v):
         return "n/a" if v is None else f"{v:.2f}"
 
     out = ["## Pruned net B' (test data)", "",
-           "| X (points) | B' | channels pruned | fraction pruned | clean accuracy % | attack success rate % |",
+           f"| {x} | B' | channels pruned | fraction pruned | clean accuracy % | attack success rate % |",
            "|---:|---|---:|---:|---:|---:|",
            f"| B (0) | none | 0 | 0.000 | {f(baseline_row['clean_accuracy_test'])} | "
            f"{f(baseline_row['attack_success_rate_test'])} |"]
@@ -54,7 +61,7 @@ def results_table(rows: list[dict], baseline_row: dict) -> str:
         out.append(f"| {r['threshold']:g} | {KIND_NAMES[r['kind']]} | {steps} | {frac} | "
                    f"{f(r['pruned_clean_accuracy'])} | {f(r['pruned_attack_success_rate'])} |")
     out += ["", "## Repaired net G (test data; class N = poisoned)", "",
-            "| X (points) | B' in G | clean accuracy % | attack success rate % | detection rate % | false-positive rate % |",
+            f"| {x} | B' in G | clean accuracy % | attack success rate % | detection rate % | false-positive rate % |",
             "|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['threshold']:g} | {KIND_NAMES[r['kind']]} | {f(r['repaired_clean_accuracy'])} | "

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import html
 
+from .metrics import threshold_label
+
 # Our own glue, bundled after the libraries: expose them as the globals dvc-render's plot
 # divs call (`vegaEmbed('#id', spec)`), and draw SVG rather than canvas, which stays sharp
 # when zoomed and leaves its marks in the DOM, where a test can see them.
@@ -103,7 +105,7 @@ def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: 
     xs = sorted({k.split("_", 1)[0] for k in fine_prune}, key=lambda x: float(x[1:]))  # "x2", "x10", ...
     if xs:
         parts += ["## Fine-pruning: the epoch kept for each X",
-                  _table(["X (points)", "epoch kept (0 = B' itself)", "holdout accuracy %"],
+                  _table([threshold_label(prune["drop"]), "epoch kept (0 = B' itself)", "holdout accuracy %"],
                          [[x[1:], fine_prune[f"{x}_chosen_epoch"], fine_prune[f"{x}_holdout_accuracy"]]
                           for x in xs])]
     parts.append("## Figures")

@@ -1,136 +1,111 @@
-"""Export B'_X and G_X for each threshold X, and read them back."""
+"""B'_X and G_X for one threshold X, pruned (export-variants) or fine-pruned (fine-prune):
+one folder per X, so DVC runs, caches and skips each X on its own."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from . import pruning
-from .atomic import atomic_dir, file_sha256
+from .atomic import atomic_dir
 from .errors import BadInput
 from .model import save_model
+from .params import PARAMS_FILE
 from .repaired import build_repaired
 
-INDEX = "variants.json"
+INDEX = "variant.json"  # in each folder: the threshold, whether it was reached, the files, the facts
 
 
-def pruned_name(threshold: float) -> str:
-    return f"pruned_{threshold:g}.h5"
+def threshold(arg: str) -> float:
+    """X as the stage command gives it (dvc.yaml: one stage per item of prune.thresholds)."""
+    try:
+        x = float(arg)
+    except ValueError:
+        raise BadInput(f"{PARAMS_FILE}: 'prune.thresholds' item {arg!r} is not a number") from None
+    if not 0 < x < 100:
+        raise BadInput(f"{PARAMS_FILE}: 'prune.thresholds' value {x:g} must be in (0, 100) percentage points")
+    return x
 
 
-def repaired_name(threshold: float) -> str:
-    return f"repaired_{threshold:g}.keras"
-
-
-def export(model, sweep, cfg: dict, thresholds, out_dir, log=print) -> list[dict]:
-    """Pick B' for every threshold from the sweep's clean validation accuracy, and save
-    B'_X (full Keras HDF5) and G_X (.keras). The directory is built beside `out_dir`
-    and swapped in at the end, so a failure leaves the previous export whole."""
-    out_dir = Path(out_dir)
+def export(model, sweep, cfg: dict, x: float, out_dir, log=print) -> dict:
+    """Pick B'_X from the sweep's clean validation accuracy, and save it (pruned.h5, full
+    Keras HDF5 as CSAW's eval.py loads) with G_X (repaired.keras). The folder is built
+    beside `out_dir` and swapped in at the end, so a failure leaves no half-written export."""
     acc = sweep["clean_accuracy_valid"].to_numpy()
     order = sweep["channel_removed"].to_numpy()[1:]
     n = len(order)
+    step = pruning.choose_step(acc, x, cfg["keep"], cfg["drop"])
+    entry = {"threshold": x, "reached": step is not None}
     with atomic_dir(out_dir) as tmp:
-        index = []
-        for x in thresholds:
-            step = pruning.choose_step(acc, x, cfg["keep"], cfg["drop"])
-            entry = {"threshold": x, "reached": step is not None}
-            if step is None:
-                log(f"X={x:g}: clean validation accuracy never falls {x:g} "
-                    f"{'points' if cfg['drop'] == 'absolute' else '%'} below {acc[0]:.2f} "
-                    f"(lowest {acc.min():.2f}): no B' exported for this threshold")
-                index.append(entry)
-                continue
+        if step is None:
+            log(f"X={x:g}: clean validation accuracy never falls {x:g} "
+                f"{'points' if cfg['drop'] == 'absolute' else '%'} below {acc[0]:.2f} "
+                f"(lowest {acc.min():.2f}): no B' exported for this threshold")
+        else:
             pruned = pruning.prune(model, cfg["layer"], order[:step])
-            save_model(pruned, tmp / pruned_name(x))
-            save_model(build_repaired(model, pruned), tmp / repaired_name(x))
-            entry.update(channels_pruned=int(step), fraction_pruned=step / n,
-                         clean_accuracy_valid=float(acc[step]),
-                         pruned=pruned_name(x), repaired=repaired_name(x))
-            index.append(entry)
-            log(f"X={x:g}: {step} of {n} channels pruned, clean validation accuracy "
-                f"{acc[0]:.2f} -> {acc[step]:.2f}")
-        (tmp / INDEX).write_text(json.dumps(index, indent=2) + "\n")
-    return index
+            save_model(pruned, tmp / "pruned.h5")
+            save_model(build_repaired(model, pruned), tmp / "repaired.keras")
+            entry.update(channels_pruned=int(step), fraction_pruned=step / n, clean_accuracy_valid=float(acc[step]),
+                         pruned="pruned.h5", repaired="repaired.keras")
+            log(f"X={x:g}: {step} of {n} channels pruned, clean validation accuracy {acc[0]:.2f} -> {acc[step]:.2f}")
+        (tmp / INDEX).write_text(json.dumps(entry, indent=2) + "\n")
+    return entry
 
 
-def _code_key() -> str:
-    """The source of every module a fine-pruned net depends on: new code, no reuse."""
-    from . import finetune, model, repaired
-
-    return "".join(file_sha256(m.__file__) for m in (finetune, model, repaired)) + file_sha256(__file__)
-
-
-def _reusable(old_dir: Path, threshold, key: dict) -> dict | None:
-    """The previous run's entry for this threshold, if its inputs were the same and its
-    files are intact. Only the same threshold: two thresholds can share a B', and a B'
-    fine-tuned second in a process has been seen to differ in its last bits from the
-    same B' fine-tuned first (cause not found), so each X reuses only its own result."""
-    try:
-        previous = json.loads((old_dir / INDEX).read_text())
-    except (OSError, ValueError):
-        return None
-    for e in previous:
-        if isinstance(e, dict) and e.get("threshold") == threshold and e.get("inputs") == key and all(
-                (old_dir / e[f]).is_file() and file_sha256(old_dir / e[f]) == e["sha256"][f] for f in ("pruned", "repaired")):
-            return e
-    return None
-
-
-def fine_prune(model, index: list[dict], valid, holdout, conv_name: str, cfg: dict, input_divisor: float,
-               variants_dir, out_dir, inputs: dict, log=print) -> list[dict]:
-    """Fine-tune every exported B'_X on the clean validation images outside `holdout`, and
-    save it (fine_pruned_X.h5) with its G (repaired_X.keras). Built beside `out_dir` and
-    swapped in at the end, as `export`.
-
-    A B'_X whose inputs (its own bytes, `inputs`: the BadNet's and data's hashes and the
-    params, and this code) match an entry of the previous run is not trained again: its
-    files are copied over, so changing prune.thresholds trains only the new B'."""
-    import shutil
-
+def fine_prune(model, entry: dict, valid, holdout, layer: str, cfg: dict, input_divisor: float,
+               out_dir, log=print) -> dict:
+    """Fine-tune B'_X (`entry`, as read_entry gives it) on the clean validation images
+    outside `holdout`, and save it (fine_pruned.h5) with its G (repaired.keras). Built
+    beside `out_dir` and swapped in at the end, as `export`."""
     from .finetune import fine_prune as tune
     from .finetune import pruned_channels
     from .model import load_badnet
 
-    out_dir, code = Path(out_dir), _code_key()
-    out = []
+    x = entry["threshold"]
+    row = {"threshold": x, "reached": entry["reached"]}
     with atomic_dir(out_dir) as tmp:
-        for entry in index:
-            x = entry["threshold"]
-            row = {"threshold": x, "reached": entry["reached"]}
-            if entry["reached"]:
-                source = Path(variants_dir) / entry["pruned"]
-                key = dict(inputs, pruned_sha256=file_sha256(source), conv=conv_name, code=code)
-                names = {"pruned": f"fine_pruned_{x:g}.h5", "repaired": repaired_name(x)}
-                old = _reusable(out_dir, x, key)
-                if old is not None:
-                    log(f"X={x:g}: same B' and inputs as the last run: its fine-pruned net is reused")
-                    for f in ("pruned", "repaired"):
-                        shutil.copyfile(out_dir / old[f], tmp / names[f])
-                    hist = {k: old[k] for k in ("chosen_epoch", "holdout_accuracy", "epochs")}
-                else:
-                    pruned = load_badnet(source)
-                    channels = pruned_channels(pruned, conv_name)
-                    log(f"X={x:g}: fine-tuning B' ({len(channels)} channels pruned)")
-                    tuned, hist = tune(pruned, conv_name, channels, valid.x, valid.y, holdout, cfg,
-                                       input_divisor, log=log)
-                    save_model(tuned, tmp / names["pruned"])
-                    save_model(build_repaired(model, tuned), tmp / names["repaired"])
-                row.update(channels_pruned=entry["channels_pruned"], fraction_pruned=entry["fraction_pruned"],
-                           **names, **hist, inputs=key,
-                           sha256={f: file_sha256(tmp / names[f]) for f in names})
-            out.append(row)
-        (tmp / INDEX).write_text(json.dumps(out, indent=2) + "\n")
-    return out
+        if entry["reached"]:
+            pruned = load_badnet(Path(entry["dir"]) / entry["pruned"])
+            channels = pruned_channels(pruned, layer)
+            log(f"X={x:g}: fine-tuning B' ({len(channels)} channels pruned)")
+            tuned, hist = tune(pruned, layer, channels, valid.x, valid.y, holdout, cfg, input_divisor, log=log)
+            save_model(tuned, tmp / "fine_pruned.h5")
+            save_model(build_repaired(model, tuned), tmp / "repaired.keras")
+            row.update(channels_pruned=entry["channels_pruned"], fraction_pruned=entry["fraction_pruned"],
+                       pruned="fine_pruned.h5", repaired="repaired.keras", **hist)
+        else:
+            log(f"X={x:g}: no B' for this threshold, nothing to fine-tune")
+        (tmp / INDEX).write_text(json.dumps(row, indent=2) + "\n")
+    return row
 
 
-def read_index(out_dir) -> list[dict]:
-    path = Path(out_dir) / INDEX
+def read_entry(folder, stage: str) -> dict:
+    """One X's variant.json, with `dir` (the folder) added."""
+    path = Path(folder) / INDEX
     try:
-        return json.loads(path.read_text())
+        entry = json.loads(path.read_text())
     except FileNotFoundError:
-        raise BadInput(f"{path}: not found; run the stage that writes it first") from None
-    except ValueError as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force export-variants`") from None
+        raise BadInput(f"{path}: not found; run `dvc repro {stage}` first") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force {stage}`") from None
+    if not isinstance(entry, dict) or not isinstance(entry.get("threshold"), (int, float)) \
+            or not isinstance(entry.get("reached"), bool):
+        raise BadInput(f"{path}: not a variant index (no threshold or reached); run `dvc repro --force {stage}`")
+    return dict(entry, dir=str(folder))
+
+
+def read_index(root, thresholds, stage: str) -> list[dict]:
+    """The entries for `thresholds`, in that order, from the per-X folders under `root`
+    (a folder's name is X as dvc.yaml wrote it; its variant.json says which X it holds).
+    Folders of thresholds no longer in params are ignored."""
+    root = Path(root)
+    found = {}
+    for index in sorted(root.glob(f"*/{INDEX}")):
+        entry = read_entry(index.parent, f"{stage}@{index.parent.name}")
+        found.setdefault(float(entry["threshold"]), entry)
+    missing = [x for x in thresholds if float(x) not in found]
+    if missing:
+        raise BadInput(f"{root}/{missing[0]:g}/{INDEX}: not found; run `dvc repro {stage}` first")
+    return [found[float(x)] for x in thresholds]
 
 
 def load_repaired(path):
@@ -139,4 +114,3 @@ def load_repaired(path):
     from .model import keras
 
     return keras.models.load_model(path, compile=False, safe_mode=True)
-

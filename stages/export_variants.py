@@ -1,15 +1,17 @@
-"""export-variants: B'_X and G_X for each X in prune.thresholds (prune.keep, prune.drop)."""
+"""export-variants@X: B'_X and G_X for one X of prune.thresholds (prune.layer, keep, drop).
+dvc.yaml runs one instance per X (foreach), so each X is cached and skipped on its own."""
+import sys
+
 from badnet_repair import artifacts, params, variants
 from badnet_repair.errors import cli
 
 
 @cli
 def main():
+    x = variants.threshold(sys.argv[1])
     cfg = params.load("prune")
-    thresholds = params.thresholds(cfg)
     model, _ = artifacts.badnet()
-    sweep = artifacts.read_sweep()
-    variants.export(model, sweep, cfg, thresholds, artifacts.VARIANTS)
+    variants.export(model, artifacts.read_sweep(), cfg, x, artifacts.variant_dir(artifacts.VARIANTS, sys.argv[1]))
 
 
 if __name__ == "__main__":

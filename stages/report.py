@@ -33,7 +33,7 @@ def main():
     text = report.report_markdown(
         artifacts.read_json(artifacts.ATTACK_METRICS, "fetch-data"),
         artifacts.read_json(artifacts.BASELINE_METRICS, "baseline"),
-        artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "fine-prune"),
+        artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "evaluate-repaired"),
         _read(artifacts.RESULTS_MD, "evaluate-repaired").decode("utf-8", "replace"),
         cfg, figures)
     page = report.report_html(text)
