@@ -80,15 +80,11 @@ def fine_prune(model, entry: dict, valid, holdout, layer: str, cfg: dict, input_
 
 def read_entry(folder, stage: str) -> dict:
     """One X's variant.json, with `dir` (the folder) added."""
+    from .artifacts import read_json
+
     path = Path(folder) / INDEX
-    try:
-        entry = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{path}: not found; run `dvc repro {stage}` first") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc}); run `dvc repro --force {stage}`") from None
-    if not isinstance(entry, dict) or not isinstance(entry.get("threshold"), (int, float)) \
-            or not isinstance(entry.get("reached"), bool):
+    entry = read_json(path, stage)
+    if not isinstance(entry.get("threshold"), (int, float)) or not isinstance(entry.get("reached"), bool):
         raise BadInput(f"{path}: not a variant index (no threshold or reached); run `dvc repro --force {stage}`")
     return dict(entry, dir=str(folder))
 
@@ -104,7 +100,7 @@ def read_index(root, thresholds, stage: str) -> list[dict]:
         found.setdefault(float(entry["threshold"]), entry)
     missing = [x for x in thresholds if float(x) not in found]
     if missing:
-        raise BadInput(f"{root}/{missing[0]:g}/{INDEX}: not found; run `dvc repro {stage}` first")
+        raise BadInput(f"{root}/{missing[0]:g}/{INDEX}: not found; run the {stage} stage first")
     return [found[float(x)] for x in thresholds]
 
 

@@ -33,7 +33,7 @@ def timed(cmd, cwd, env, echo=False):
         if echo:
             print("    " + line.rstrip(), flush=True)
         # progress bars end in \r, not \n: a stage line can share a "line" with them
-        for m in re.finditer(r"Running stage '([\w-]+)'", line):
+        for m in re.finditer(r"Running stage '([\w@.-]+)'", line):
             now = time.perf_counter()
             if current:
                 stages.append((current, now - began))

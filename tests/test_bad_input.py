@@ -428,3 +428,21 @@ def test_a_library_warning_outside_a_load_is_one_line(proj, monkeypatch):
     monkeypatch.setattr(metrics, "baseline", noisy)
     code, err = run_stage("baseline", proj)
     assert code == 0 and err == ["warning: first line second line"], err
+
+
+@pytest.mark.parametrize("stage,args,path,content,pattern", [
+    ("fine_prune", ["1"], "models/variants/1/variant.json", None,
+     r"models/variants/1/variant.json: not found; run the export-variants@1 stage first"),
+    ("fine_prune", ["1"], "models/variants/1/variant.json", "{oops",
+     r"models/variants/1/variant.json: not valid JSON"),
+    ("fine_prune", ["1"], "models/variants/1/variant.json", '{"threshold": "1"}',
+     r"models/variants/1/variant.json: not a variant index"),
+    ("evaluate_repaired", [], "models/fine_pruned/5/variant.json", None,
+     r"models/fine_pruned/5/variant.json: not found; run the fine-prune stage first"),
+])
+def test_per_threshold_folders_missing_or_corrupt(proj, stage, args, path, content, pattern):
+    if content is None:
+        (proj / path).unlink()
+    else:
+        (proj / path).write_text(content)
+    fails(proj, stage, pattern, touched=[path], args=args)

@@ -74,5 +74,35 @@ def test_export_says_when_a_threshold_is_never_reached(tmp_path):
     assert not list(tmp_path.glob(".2.*"))  # the temp directory was swapped in
     index = variants.read_index(tmp_path, [5, 2], "export-variants")
     assert [e["threshold"] for e in index] == [5, 2] and index[1]["dir"] == str(tmp_path / "2")
-    with pytest.raises(BadInput, match=r"/3/variant.json: not found; run `dvc repro export-variants`"):
+    with pytest.raises(BadInput, match=r"/3/variant.json: not found; run the export-variants stage first"):
         variants.read_index(tmp_path, [2, 3], "export-variants")
+
+
+@pytest.mark.parametrize("drop,label", [("absolute", "X (points)"), ("relative", "X (% of B's accuracy)")])
+def test_results_tables_name_the_unit_of_x(drop, label):
+    row = {"kind": "pruned", "threshold": 2.0, "channels_pruned": 3, "fraction_pruned": 0.05,
+           "pruned_clean_accuracy": 90.0, "pruned_attack_success_rate": 50.0, "repaired_clean_accuracy": 89.0,
+           "repaired_attack_success_rate": 40.0, "repaired_detection_rate": 60.0, "repaired_false_positive_rate": 1.0}
+    table = metrics.results_table([row], {"clean_accuracy_test": 95.0, "attack_success_rate_test": 99.0}, drop)
+    headers = [line for line in table.splitlines() if line.startswith("| X")]
+    assert len(headers) == 2 and all(h.startswith(f"| {label} |") for h in headers)
+
+
+def test_g_rule_holds_for_logits_of_any_sign(tmp_path):
+    """B outputs negative logits: G, saved and loaded, still answers B's class where B and
+    B' agree and N elsewhere (a 0 appended for N would win every argmax)."""
+    from badnet_repair.model import keras, save_model
+
+    x = keras.Input((6, 5, 3))
+    b = keras.Model(x, keras.layers.Dense(4)(keras.layers.Flatten()(x)))
+    b.set_weights([np.random.default_rng(0).normal(0, 1, w.shape) for w in b.get_weights()])
+    b.layers[-1].bias.assign(np.full(4, -100.0))  # every score far below 0
+    bp = keras.models.clone_model(b)
+    noise = np.random.default_rng(2)
+    bp.set_weights([w + noise.normal(0, 0.3, w.shape) for w in b.get_weights()])  # another, close net
+    save_model(build_repaired(b, bp), tmp_path / "g.keras")
+    g = variants.load_repaired(tmp_path / "g.keras")
+    xs = np.random.default_rng(1).normal(0, 1, (200, 6, 5, 3)).astype(np.float32)
+    cb, cp = np.argmax(b.predict(xs, verbose=0), 1), np.argmax(bp.predict(xs, verbose=0), 1)
+    assert np.array_equal(np.argmax(g.predict(xs, verbose=0), 1), np.where(cb == cp, cb, 4))
+    assert 0 < np.mean(cb == cp) < 1
