@@ -58,6 +58,7 @@ def main() -> None:
         repo = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
         subprocess.run(["git", "checkout", "-q", args.rev], cwd=repo, check=True)
+        env["PYTHONPATH"] = str(repo)  # the clone's package, not the one installed from this checkout
         if args.preset == "small":
             shutil.copyfile(repo / "presets" / "small.yaml", repo / "params.yaml")
         print(f"timing `dvc repro` ({args.preset} params) in a clone of {ROOT}, {os.cpu_count()} cores", flush=True)
