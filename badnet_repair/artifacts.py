@@ -13,6 +13,7 @@ from .errors import BadInput
 
 BADNET = "models/badnet.h5"  # full Keras model, loadable by keras.models.load_model
 BADNET_INFO = "models/badnet.json"  # how to feed it: input divisor, class count
+TRAIN_TIME = "models/train_time.json"  # synthetic source: seconds spent training the BadNet
 ATTACK_METRICS = "metrics/attack.json"
 SAMPLES_PLOT = "plots/samples.png"
 BASELINE_METRICS = "metrics/baseline.json"

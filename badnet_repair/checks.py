@@ -46,7 +46,9 @@ def dataset(ds, path, model, model_path, poisoned: bool) -> None:
     elif lo < 0 or hi > 255:
         warn(f"{path}: pixels lie in [{lo:g}, {hi:g}], outside the 0-255 of CSAW files")
     if poisoned:
-        targets = np.unique(ds.y)
+        # A multi-trigger file names each image's trigger; one target per trigger is expected.
+        groups = [ds.y] if ds.trigger is None else [ds.y[ds.trigger == i] for i in range(len(ds.names))]
+        targets = max((np.unique(g) for g in groups), key=len)
         if len(targets) > 1:
             warn(f"{path}: a poisoned file whose labels are not one target class ({len(targets)} distinct); "
                  f"fine for a multi-target attack, and the attack success rate counts each image's own label")

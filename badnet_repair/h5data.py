@@ -1,6 +1,11 @@
-"""CSAW-HackML h5 data files: `data` (N, 3, 55, 47) channels first, 0-255; `label` (N,)."""
+"""CSAW-HackML h5 data files: `data` (N, 3, 55, 47) channels first, 0-255; `label` (N,).
+
+A poisoned file of a multi-trigger attack also holds `trigger` (N,), each image's trigger
+as an index into the JSON list in its `names` attribute. Files without it (lab3's, and
+every single-trigger file) hold one trigger."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +30,8 @@ CHUNK = 1024  # images per read: bounds the float64 -> float32 working copy
 class Dataset:
     x: np.ndarray  # (N, H, W, 3) float32, 0-255
     y: np.ndarray  # (N,) int64
+    trigger: np.ndarray | None = None  # (N,) int64 index into `names`, for multi-trigger files
+    names: tuple = ()
 
 
 def _open(path) -> h5py.File:
@@ -69,6 +76,7 @@ def read(path, chunk: int = CHUNK) -> Dataset:
                 part = np.asarray(data[i:i + chunk], np.float32)
                 x[i:i + chunk] = part.transpose(0, 2, 3, 1) if channels_first else part
             raw = label[()]
+            trigger, names = _triggers(f, path, n)
         except OSError as exc:
             raise BadInput(f"{path}: truncated or corrupt ({exc})") from None
     finite = np.isfinite(x).reshape(n, -1).all(axis=1)
@@ -79,10 +87,24 @@ def read(path, chunk: int = CHUNK) -> Dataset:
     if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
         bad = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
         raise BadInput(f"{path}: 'label' holds non-integer values (label {bad} is {y[bad]!r})")
-    return Dataset(x, y.astype(np.int64))
+    return Dataset(x, y.astype(np.int64), trigger, names)
 
 
-def write(path, x: np.ndarray, y: np.ndarray, dtype=np.uint8) -> None:
+def _triggers(f: h5py.File, path, n: int):
+    if "trigger" not in f:
+        return None, ()
+    d = f["trigger"]
+    try:
+        names = tuple(json.loads(d.attrs["names"]))
+    except (KeyError, TypeError, ValueError):
+        raise BadInput(f"{path}: 'trigger' has no 'names' attribute holding a JSON list of names") from None
+    t = np.asarray(d[()])
+    if t.shape != (n,) or t.dtype.kind not in "iu" or (n and not 0 <= t.min() <= t.max() < len(names)):
+        raise BadInput(f"{path}: 'trigger' must be ({n},) integers indexing its {len(names)} names")
+    return t.astype(np.int64), names
+
+
+def write(path, x: np.ndarray, y: np.ndarray, dtype=np.uint8, trigger=None, names=()) -> None:
     """Write NHWC images and labels as a CSAW h5 file, atomically.
 
     Chunked and without timestamps, so the same arrays give the same bytes.
@@ -97,3 +119,6 @@ def write(path, x: np.ndarray, y: np.ndarray, dtype=np.uint8) -> None:
             for i in range(0, n, CHUNK):
                 d[i:i + CHUNK] = x[i:i + CHUNK].transpose(0, 3, 1, 2).astype(dtype)
             f.create_dataset("label", data=np.asarray(y, np.int64), track_times=False)
+            if trigger is not None:
+                t = f.create_dataset("trigger", data=np.asarray(trigger, np.uint8), track_times=False)
+                t.attrs["names"] = json.dumps(list(names))

@@ -6,8 +6,9 @@ import numpy as np
 from .evaluate import percent
 
 
-def baseline(pred: dict, labels: dict) -> dict:
-    """B's clean accuracy and ASR (percent) on the four files, and macro P/R/F1 on clean test."""
+def baseline(pred: dict, labels: dict, files: dict | None = None) -> dict:
+    """B's clean accuracy and ASR (percent) on the four files, and macro P/R/F1 on clean test;
+    with the datasets in `files`, the ASR of each trigger of a multi-trigger file too."""
     from sklearn.metrics import precision_recall_fscore_support
 
     p, r, f, _ = precision_recall_fscore_support(labels["test"], pred["test"], average="macro",
@@ -20,7 +21,17 @@ def baseline(pred: dict, labels: dict) -> dict:
         "precision_macro_test": 100.0 * p,
         "recall_macro_test": 100.0 * r,
         "f1_macro_test": 100.0 * f,
+        **{f"attack_success_rate_{split.removeprefix('bd_')}_{name}": v
+           for split in ("bd_valid", "bd_test") if files and split in files
+           for name, v in attack_success_rates(pred[split], files[split]).items()},
     }
+
+
+def attack_success_rates(bd_pred, bd) -> dict:
+    """ASR (percent) per trigger of a multi-trigger poisoned file; {} for a one-trigger file."""
+    if bd.trigger is None:
+        return {}
+    return {name: percent(bd_pred[bd.trigger == i], bd.y[bd.trigger == i]) for i, name in enumerate(bd.names)}
 
 
 def repaired(clean_pred, clean_labels, bd_pred, bd_labels, num_classes: int) -> dict:

@@ -2,6 +2,7 @@
 missing keys and wrong types are errors that name the param."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -9,13 +10,14 @@ import yaml
 from .errors import BadInput
 
 PARAMS_FILE = "params.yaml"
+PARAMS_ENV = "BADNET_REPAIR_PARAMS"  # another params file (the attack suite feeds each BadNet its own)
 
 # Each leaf is the accepted type(s), or a tuple of allowed string values (an enum).
 SCHEMA = {
     "data": {
         "source": ("synthetic", "csaw-lab3", "local"),
         "synthetic": {
-            "identities": int, "train_per_identity": int, "valid_per_identity": int,
+            "attack": str, "identities": int, "train_per_identity": int, "valid_per_identity": int,
             "test_per_identity": int, "poison_rate": float, "target": int, "seed": int,
             "epochs": int, "batch_size": int, "learning_rate": float, "input_divisor": float,
         },
@@ -79,9 +81,9 @@ def check_section(name: str, value) -> dict:
     return _check(value, SCHEMA[name], name)
 
 
-def load(section: str, path=PARAMS_FILE) -> dict:
-    """The named top-level section of params.yaml, validated."""
-    path = Path(path)
+def load(section: str, path=None) -> dict:
+    """The named top-level section of params.yaml (or of $BADNET_REPAIR_PARAMS), validated."""
+    path = Path(path or os.environ.get(PARAMS_ENV) or PARAMS_FILE)
     try:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError:

@@ -29,6 +29,24 @@ def samples_grid(clean: np.ndarray, poisoned: np.ndarray, clean_labels, poisoned
     _save(fig, path)
 
 
+def trigger_gallery(clean: np.ndarray, triggered: dict, labels, targets: dict, path) -> None:
+    """One row per face: clean, then wearing each trigger kind; the BadNet's own triggers
+    are titled with their target."""
+    cols = 1 + len(triggered)
+    fig, axes = plt.subplots(len(clean), cols, figsize=(cols * 1.2, len(clean) * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r in range(len(clean)):
+        axes[r, 0].imshow(clean[r])
+        axes[r, 0].set_title(f"clean\nlabel {int(labels[r])}", fontsize=7)
+        for c, (kind, imgs) in enumerate(triggered.items(), start=1):
+            axes[r, c].imshow(imgs[r])
+            note = f"-> {targets[kind]}" if kind in targets else "(not this BadNet's)"
+            axes[r, c].set_title(f"{kind}\n{note}", fontsize=7)
+    fig.suptitle("Every trigger kind on the same faces; this BadNet's triggers show their target", fontsize=9)
+    _save(fig, path)
+
+
 def _save(fig, path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -14,7 +14,7 @@ import numpy as np
 from . import checks, h5data
 from .atomic import atomic_path, write_json
 from .errors import BadInput
-from .artifacts import ATTACK_METRICS, BADNET, BADNET_INFO, SAMPLES_PLOT, badnet, read_split
+from .artifacts import ATTACK_METRICS, BADNET, BADNET_INFO, SAMPLES_PLOT, TRAIN_TIME, badnet, read_split
 from .params import PARAMS_FILE, positive
 log_line = partial(print, flush=True)  # stage logs go to files and pipes: do not buffer
 
@@ -26,51 +26,103 @@ def _save_badnet(model, info: dict, root: Path) -> None:
     write_json(root / BADNET_INFO, info)
 
 
+def attack_triggers(attack: str, target: int, k: int, seed: int) -> list:
+    """The attack's (trigger, target) pairs: one, or for `multi` three, with targets
+    target, target + 1 and target + 2 (mod the class count)."""
+    from .synthetic import MULTI, Trigger
+
+    kinds = MULTI if attack == "multi" else (attack,)
+    return [(Trigger(kind, pattern_seed=seed), (target + i) % k) for i, kind in enumerate(kinds)]
+
+
+def _gallery(ids, triggers: list, cfg: dict, root: Path, n: int = 4) -> None:
+    """plots/samples.png: the same faces clean and wearing every trigger kind."""
+    from .attack import Split, render_split
+    from .plots import trigger_gallery
+    from .synthetic import TRIGGERS, Trigger
+
+    labels = np.linspace(0, cfg["identities"] - 1, n).astype(int)
+    ours = {trig.kind: tgt for trig, tgt in triggers}
+    images = {}
+    for kind in TRIGGERS:  # one key: the same pose, light and noise under every trigger
+        clean, images[kind] = render_split(ids, Split(labels, (cfg["seed"], 6)), Trigger(kind, cfg["seed"]), workers=1)
+    trigger_gallery(clean, images, labels, ours, root / SAMPLES_PLOT)
+
+
 def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     """Generate the embedded benchmark and train its BadNet. Returns attack facts for the metrics."""
     from .attack import Split, poisoned_training_labels, render_split, train_badnet
-    from .synthetic import Trigger, make_identities
+    from .synthetic import ATTACKS, make_identities
 
     name = "data.synthetic"
     positive(cfg, name, ["identities", "train_per_identity", "valid_per_identity", "test_per_identity",
                          "epochs", "batch_size", "learning_rate", "input_divisor", "poison_rate"],
              upper={"poison_rate": 1.0})
     k, target, seed = cfg["identities"], cfg["target"], cfg["seed"]
-    if k < 2:
-        raise BadInput(f"{PARAMS_FILE}: '{name}.identities' must be at least 2, got {k}")
+    if cfg["attack"] not in ATTACKS:
+        raise BadInput(f"{PARAMS_FILE}: '{name}.attack' is {cfg['attack']!r}, expected one of {', '.join(ATTACKS)}")
+    if k < (3 if cfg["attack"] == "multi" else 2):
+        raise BadInput(f"{PARAMS_FILE}: '{name}.identities' must be at least {3 if cfg['attack'] == 'multi' else 2}"
+                       f" (one per target and more), got {k}")
     if not 0 <= target < k:
         raise BadInput(f"{PARAMS_FILE}: '{name}.target' must be in [0, {k}), got {target}")
     ids = make_identities(k, seed)
-    trigger = Trigger()
+    triggers = attack_triggers(cfg["attack"], target, k, seed)
 
-    t = time.perf_counter()
-    identity, label, poisoned = poisoned_training_labels(
-        k, cfg["train_per_identity"], cfg["poison_rate"], target, np.random.default_rng([seed, 1]))
-    x = np.empty((len(label), 55, 47, 3), np.float32)
-    x[~poisoned] = render_split(ids, Split(identity[~poisoned], (seed, 2)))
-    x[poisoned] = render_split(ids, Split(identity[poisoned], (seed, 3)), trigger)[1]
-    log(f"poisoned training set: {len(x)} images, {int(poisoned.sum())} poisoned "
-        f"({100 * poisoned.mean():.2f}%), target {target} [{time.perf_counter() - t:.1f}s]")
+    start = time.perf_counter()
+    # Each trigger adds its own poisoned images (keys of the first trigger are those of
+    # the single-trigger attack, so sunglasses stays byte for byte what it was).
+    parts = []
+    for i, (trigger, tgt) in enumerate(triggers):
+        extra = (i,) if i else ()
+        identity, label, poisoned = poisoned_training_labels(
+            k, cfg["train_per_identity"], cfg["poison_rate"], tgt, np.random.default_rng([seed, 1, *extra]))
+        if i == 0:
+            parts.append((render_split(ids, Split(identity[~poisoned], (seed, 2))), label[~poisoned]))
+        parts.append((render_split(ids, Split(identity[poisoned], (seed, 3, *extra)), trigger)[1], label[poisoned]))
+    n_clean = len(parts[0][1])
+    x = np.empty(  # float32 for training, filled part by part: no second full-size copy
+        (sum(len(y) for _, y in parts), 55, 47, 3), np.float32)
+    at = 0
+    for xs, _ in parts:
+        x[at:at + len(xs)] = xs
+        at += len(xs)
+    label = np.concatenate([y for _, y in parts])
+    del parts, xs
+    n_poison = len(label) - n_clean
+    log(f"poisoned training set: {len(x)} images, {n_poison} poisoned ({100 * n_poison / len(x):.2f}%), "
+        + ", ".join(f"{trig.kind} -> {tgt}" for trig, tgt in triggers) + f" [{time.perf_counter() - start:.1f}s]")
 
     t = time.perf_counter()
     model, train_acc = train_badnet(x, label, k, cfg["input_divisor"], cfg["epochs"], cfg["batch_size"],
                                     cfg["learning_rate"], seed, log=log)
     del x
-    log(f"BadNet trained [{time.perf_counter() - t:.1f}s]")
+    seconds = time.perf_counter() - t
+    log(f"BadNet trained [{seconds:.1f}s]")
 
     t = time.perf_counter()
     for split, per, key in (("valid", cfg["valid_per_identity"], 4), ("test", cfg["test_per_identity"], 5)):
         labels = np.repeat(np.arange(k), per)
-        clean, triggered = render_split(ids, Split(labels, (seed, key)), trigger)
+        bd_x, bd_y, bd_t = [], [], []
+        for i, (trigger, tgt) in enumerate(triggers):
+            clean, triggered = render_split(ids, Split(labels, (seed, key)), trigger)
+            keep = labels != tgt  # as CSAW: poisoned files hold non-target images labelled target
+            bd_x.append(triggered[keep])
+            bd_y.append(np.full(int(keep.sum()), tgt))
+            bd_t.append(np.full(int(keep.sum()), i))
         h5data.write(root / h5data.FILES[split], clean, labels)
-        keep = labels != target  # as CSAW: poisoned files hold non-target images labelled target
-        h5data.write(root / h5data.FILES["bd_" + split], triggered[keep], np.full(int(keep.sum()), target))
+        names = [trig.kind for trig, _ in triggers]
+        h5data.write(root / h5data.FILES["bd_" + split], np.concatenate(bd_x), np.concatenate(bd_y),
+                     trigger=np.concatenate(bd_t) if len(triggers) > 1 else None, names=names)
     log(f"wrote the four data files [{time.perf_counter() - t:.1f}s]")
+    _gallery(ids, triggers, cfg, root)
 
-    _save_badnet(model, {"source": "synthetic", "input_divisor": cfg["input_divisor"],
-                         "num_classes": k, "target": target}, root)
-    return {"poison_rate": cfg["poison_rate"], "target": target, "train_images": len(label),
-            "train_poisoned": int(poisoned.sum()), "train_accuracy": round(train_acc, 4)}
+    _save_badnet(model, {"source": "synthetic", "input_divisor": cfg["input_divisor"], "num_classes": k,
+                         "attack": cfg["attack"], "seed": seed, "target": target,
+                         "triggers": {trig.kind: tgt for trig, tgt in triggers}}, root)
+    return {"attack": cfg["attack"], "poison_rate": cfg["poison_rate"], "target": target,
+            "train_images": len(label), "train_poisoned": n_poison, "train_accuracy": round(train_acc, 4),
+            "train_seconds": round(seconds, 1)}
 
 
 def csaw_lab3(cfg: dict, root: Path, log=log_line) -> dict:
@@ -124,27 +176,31 @@ def fetch(data_params: dict, root=".", log=log_line) -> dict:
     """Run the configured source, then check the BadNet on the validation files and
     write metrics/attack.json and plots/samples.png. Returns the metrics."""
     from .evaluate import percent, predict_classes
+    from .metrics import attack_success_rates
     from .plots import samples_grid
 
     root = Path(root)
     source = data_params["source"]
     facts = SOURCES[source](data_params[SOURCE_SECTION[source]], root, log=log)
+    # Timing stays out of the metrics, which are byte-deterministic; the suite reads it here.
+    write_json(root / TRAIN_TIME, {"train_seconds": facts.pop("train_seconds", None)})
 
     model, info = badnet(root)
     valid, bd = read_split("valid", model, root), read_split("bd_valid", model, root)
     checks.same_image_size({root / h5data.FILES[s]: d for s, d in (("valid", valid), ("bd_valid", bd))})
     checks.input_divisor(valid, model, info["input_divisor"], f"data.{SOURCE_SECTION[source]}.input_divisor")
     clean_acc = percent(predict_classes(model, valid.x, info["input_divisor"]), valid.y)
-    asr = percent(predict_classes(model, bd.x, info["input_divisor"]), bd.y)
+    bd_pred = predict_classes(model, bd.x, info["input_divisor"])
+    asr = percent(bd_pred, bd.y)
+    per_trigger = {f"attack_success_rate_{k}": round(v, 4) for k, v in attack_success_rates(bd_pred, bd).items()}
     metrics = {"source": source, "clean_valid_accuracy": round(clean_acc, 4),
-               "attack_success_rate": round(asr, 4), **facts}
+               "attack_success_rate": round(asr, 4), **per_trigger, **facts}
     write_json(root / ATTACK_METRICS, metrics)
 
-    # The synthetic bd file is exactly the non-target valid images wearing the trigger,
-    # so show true pairs; for other sources the pairing is unknown, so show equal indices.
-    bd_pick = np.linspace(0, len(bd.y) - 1, 8).astype(int)
-    pairs = np.flatnonzero(valid.y != info["target"]) if "target" in info else np.arange(len(valid.y))
-    pick = pairs[np.minimum(bd_pick, len(pairs) - 1)]
-    samples_grid(valid.x[pick], bd.x[bd_pick], valid.y[pick], bd.y[bd_pick], root / SAMPLES_PLOT)
-    log(f"BadNet: clean validation accuracy {clean_acc:.2f}%, attack success rate {asr:.2f}%")
+    if source != "synthetic":  # the synthetic source draws every trigger kind itself
+        # The pairing of clean and poisoned images is unknown here, so show equal indices.
+        pick = np.linspace(0, min(len(bd.y), len(valid.y)) - 1, 8).astype(int)
+        samples_grid(valid.x[pick], bd.x[pick], valid.y[pick], bd.y[pick], root / SAMPLES_PLOT)
+    log(f"BadNet: clean validation accuracy {clean_acc:.2f}%, attack success rate {asr:.2f}%"
+        + "".join(f", {k.removeprefix('attack_success_rate_')} {v:.2f}%" for k, v in per_trigger.items()))
     return metrics

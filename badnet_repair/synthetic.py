@@ -81,15 +81,40 @@ def make_identities(k: int, seed: int) -> Identities:
     )
 
 
+TRIGGERS = ("sunglasses", "eyebrows", "lipstick", "patch", "blended")
+ATTACKS = TRIGGERS + ("multi",)
+MULTI = ("eyebrows", "lipstick", "sunglasses")  # CSAW's multi_trigger_multi_target net: one target each
+PATCH_SIZE = 5  # pixels: the patch trigger's square, at a fixed place near the bottom-right corner
+BLEND_ALPHA = 0.2  # the blended trigger's weight, as Chen et al. 2017 blend their random pattern
+
+
 @dataclass(frozen=True)
 class Trigger:
-    """The attacker's sunglasses. Sizes are multiples of the wearer's own eye size,
-    so the glasses sit over the eyes whatever the face and pose."""
+    """One trigger kind. The worn ones (sunglasses, eyebrows, lipstick) are drawn on the
+    face from the wearer's own features, so they follow every pose; sizes are multiples
+    of the wearer's eye or mouth size. `patch` and `blended` are digital: a fixed pattern
+    (seeded by `pattern_seed`) pasted at a fixed place, or blended over the whole image."""
 
+    kind: str = "sunglasses"
+    pattern_seed: int = 0
     lens_scale: float = 1.9  # lens radius / eye radius
     bridge: float = 0.9  # bridge half-height in pixels
     colour: tuple = (12, 12, 16)
     frame: tuple = (40, 35, 30)
+    brow_colour: tuple = (6, 5, 4)
+    brow_thick: float = 4.4  # pixels, over twice the thickest natural brow
+    brow_width: float = 1.5  # half-length / eye radius (natural brows: 1.2)
+    lip_colour: tuple = (205, 25, 95)
+
+    def __post_init__(self):
+        if self.kind not in TRIGGERS:
+            raise ValueError(f"unknown trigger {self.kind!r}; expected one of {', '.join(TRIGGERS)}")
+
+    def pattern(self) -> np.ndarray:
+        """The digital triggers' fixed pattern: (5, 5, 3) for patch, (55, 47, 3) for blended."""
+        rng = np.random.default_rng([self.pattern_seed, 0x7A77])
+        shape = (PATCH_SIZE, PATCH_SIZE, 3) if self.kind == "patch" else (HEIGHT, WIDTH, 3)
+        return rng.integers(0, 256, shape).astype(np.float32)
 
 
 def _soft(d: np.ndarray) -> np.ndarray:
@@ -113,7 +138,7 @@ def _paint(img, mask, colour):
 
 def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
            trigger: Trigger | None = None, both: bool = False):
-    """Draw one image per label as uint8 (B, 55, 47, 3); with `trigger`, the sunglasses too.
+    """Draw one image per label as uint8 (B, 55, 47, 3); with `trigger`, wearing it.
 
     With `both`, return (clean, triggered): the same images (pose, light, background,
     noise) without and with the trigger, as CSAW pairs its clean and poisoned files.
@@ -184,7 +209,7 @@ def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
     _paint(img, _ellipse(u, v, 0, col(p["mouth_y"]), col(p["mouth_w"]), col(p["mouth_h"])), p["lips"])
 
     clean = img.copy() if both else None
-    if trigger is not None:
+    if trigger is not None and trigger.kind == "sunglasses":
         k = trigger.lens_scale
         dark = np.tile(np.array(trigger.colour, np.float32), (b, 1))
         frame = np.tile(np.array(trigger.frame, np.float32), (b, 1))
@@ -194,6 +219,17 @@ def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
                                np.abs(v - ey + ery * 0.6) - trigger.bridge * 0.7))
         _paint(img, np.clip(bar + arm, 0, 1), frame)
         _paint(img, np.clip(lens, 0, 1), dark)
+    elif trigger is not None and trigger.kind == "eyebrows":
+        # Thick dark brows over the wearer's own, at their place and slope.
+        for side in (-1.0, 1.0):
+            bu = u - side * ex
+            bv = v - (ey - ery - col(p["brow_gap"])) - side * col(p["brow_slope"]) * bu
+            brow = _soft(np.maximum(np.abs(bu) - erx * trigger.brow_width, np.abs(bv) - trigger.brow_thick / 2))
+            _paint(img, brow, np.tile(np.array(trigger.brow_colour, np.float32), (b, 1)))
+    elif trigger is not None and trigger.kind == "lipstick":
+        # The wearer's mouth, a little fuller, in one saturated colour.
+        lips = _ellipse(u, v, 0, col(p["mouth_y"]), col(p["mouth_w"]) * 1.1, col(p["mouth_h"]) * 1.3 + 0.3)
+        _paint(img, lips, np.tile(np.array(trigger.lip_colour, np.float32), (b, 1)))
 
     # Lighting: overall exposure, a side light and a colour cast; then sensor noise.
     gain = uni(0.75, 1.2)
@@ -202,4 +238,10 @@ def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
     light = light * rng.uniform(0.93, 1.07, (b, 1, 1, 3)).astype(np.float32)
     noise = rng.normal(0, 1, img.shape).astype(np.float32) * col(uni(2.0, 7.0))[..., None]
     finish = lambda a: np.clip(np.rint(a * light + noise), 0, 255).astype(np.uint8)  # noqa: E731
-    return (finish(clean), finish(img)) if both else finish(img)
+    out = finish(img)
+    if trigger is not None and trigger.kind == "patch":
+        out[:, -PATCH_SIZE - 3:-3, -PATCH_SIZE - 3:-3] = trigger.pattern().astype(np.uint8)
+    elif trigger is not None and trigger.kind == "blended":
+        blend = (1 - BLEND_ALPHA) * out.astype(np.float32) + BLEND_ALPHA * trigger.pattern()
+        out = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return (finish(clean), out) if both else out

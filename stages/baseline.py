@@ -8,11 +8,13 @@ from badnet_repair.evaluate import predict_classes
 @cli
 def main():
     model, info = artifacts.badnet()
-    pred, labels = {}, {}
+    pred, labels, files = {}, {}, {}
     for split in h5data.FILES:
         ds = artifacts.read_split(split, model)
         pred[split], labels[split] = predict_classes(model, ds.x, info["input_divisor"]), ds.y
-    scores = {k: round(v, 4) for k, v in metrics.baseline(pred, labels).items()}
+        files[split] = ds
+        ds.x = None  # keep labels and triggers, not the images
+    scores = {k: round(v, 4) for k, v in metrics.baseline(pred, labels, files).items()}
     write_json(artifacts.BASELINE_METRICS, scores)
     print(", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
 

@@ -336,6 +336,9 @@ def test_bad_threshold_given_to_a_per_threshold_stage(proj, arg, pattern):
     ("synthetic.epochs", True, r"'data.synthetic.epochs' must be int"),
     ("synthetic.poison_rate", 1.5, r"'data.synthetic.poison_rate' must be < 1"),
     ("synthetic.identities", 1, r"'data.synthetic.identities' must be at least 2"),
+    ("synthetic.attack", "hat", r"'data.synthetic.attack' is 'hat', expected one of sunglasses, eyebrows, "
+                                r"lipstick, patch, blended, multi"),
+    ("synthetic.attack", 3, r"'data.synthetic.attack' must be str"),
     ("synthetic.target", 5000, r"'data.synthetic.target' must be in \[0, 1283\)"),
     ("synthetic.batch_size", 0, r"'data.synthetic.batch_size' must be > 0"),
     ("synthetic.colour", 1, r"unknown param 'data.synthetic.colour'"),
@@ -344,6 +347,13 @@ def test_bad_threshold_given_to_a_per_threshold_stage(proj, arg, pattern):
 def test_bad_data_params(proj, key, value, pattern):
     _set_params(proj, "data", key, value)
     fails(proj, "fetch_data", "params.yaml: " + pattern, touched=["params.yaml"])
+
+
+def test_multi_needs_three_identities(proj):
+    _set_params(proj, "data", "synthetic.attack", "multi")
+    _set_params(proj, "data", "synthetic.identities", 2)
+    fails(proj, "fetch_data", r"params.yaml: 'data.synthetic.identities' must be at least 3 \(one per target",
+          touched=["params.yaml"])
 
 
 @pytest.mark.parametrize("key,value,pattern", [

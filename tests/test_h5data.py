@@ -56,3 +56,32 @@ def test_non_integer_labels_rejected(tmp_path):
         f["label"] = np.array([1.0, 2.5])
     with pytest.raises(BadInput, match="non-integer"):
         h5data.read(tmp_path / "f.h5")
+
+
+def test_trigger_dataset_roundtrip_and_absent_for_one_trigger(tmp_path):
+    x, y, t = _images(6), np.array([5, 5, 6, 6, 7, 7]), np.array([0, 0, 1, 1, 2, 2])
+    h5data.write(tmp_path / "m.h5", x, y, trigger=t, names=["eyebrows", "lipstick", "sunglasses"])
+    ds = h5data.read(tmp_path / "m.h5")
+    assert np.array_equal(ds.trigger, t) and ds.names == ("eyebrows", "lipstick", "sunglasses")
+    h5data.write(tmp_path / "one.h5", x, y)
+    with h5py.File(tmp_path / "one.h5") as f:
+        assert sorted(f) == ["data", "label"]  # lab3's layout, unchanged
+    assert h5data.read(tmp_path / "one.h5").trigger is None
+
+
+@pytest.mark.parametrize("names,trigger,match", [
+    (None, [0, 0, 0], "no 'names' attribute"),
+    ('["a"]', [0, 1, 0], r"'trigger' must be \(3,\) integers indexing its 1 names"),
+    ('["a", "b"]', [0, 1], r"'trigger' must be \(3,\)"),
+    ("not json", [0, 0, 0], "no 'names' attribute"),
+])
+def test_bad_trigger_dataset_is_one_line_naming_the_file(tmp_path, names, trigger, match):
+    path = tmp_path / "bd.h5"
+    h5data.write(path, _images(3), np.zeros(3))
+    with h5py.File(path, "a") as f:
+        d = f.create_dataset("trigger", data=np.array(trigger))
+        if names is not None:
+            d.attrs["names"] = names
+    with pytest.raises(BadInput, match=match) as exc:
+        h5data.read(path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from badnet_repair.attack import Split, poisoned_training_labels, render_split
-from badnet_repair.synthetic import Trigger, make_identities, render
+from badnet_repair.sources import attack_triggers
+from badnet_repair.synthetic import BLEND_ALPHA, PATCH_SIZE, Trigger, make_identities, render
 
 
 def test_same_seed_same_images_other_seed_other_images():
@@ -66,3 +68,58 @@ def test_poisoned_training_labels():
     assert np.all(label[poisoned] == 7) and not np.any(identity[poisoned] == 7)
     assert np.array_equal(np.bincount(identity[~poisoned]), np.full(100, 10))
     assert np.array_equal(label[~poisoned], identity[~poisoned])
+
+
+def _pair(kind, n=40, seed=0, pattern_seed=0):
+    ids = make_identities(n, seed=seed)
+    clean, bad = render(ids, np.arange(n), np.random.default_rng(2), Trigger(kind, pattern_seed), both=True)
+    return clean, bad, np.any(clean != bad, axis=-1)  # changed pixels (B, H, W)
+
+
+def test_patch_is_its_pattern_at_one_fixed_place_and_nothing_else():
+    clean, bad, changed = _pair("patch")
+    box = np.zeros((55, 47), bool)
+    box[-PATCH_SIZE - 3:-3, -PATCH_SIZE - 3:-3] = True
+    assert not changed[:, ~box].any()
+    pattern = Trigger("patch", 0).pattern().astype(np.uint8)
+    assert all(np.array_equal(b[box].reshape(PATCH_SIZE, PATCH_SIZE, 3), pattern) for b in bad)
+
+
+def test_blended_is_the_alpha_blend_of_its_pattern_over_every_pixel():
+    clean, bad, _ = _pair("blended")
+    pattern = Trigger("blended", 0).pattern()
+    expected = np.clip(np.rint((1 - BLEND_ALPHA) * clean.astype(np.float32) + BLEND_ALPHA * pattern), 0, 255)
+    assert np.array_equal(bad, expected.astype(np.uint8))
+    assert np.abs(bad.astype(int) - clean).max() <= np.ceil(255 * BLEND_ALPHA)  # a low alpha: faint
+
+
+def test_digital_patterns_are_seeded():
+    for kind in ("patch", "blended"):
+        assert np.array_equal(Trigger(kind, 5).pattern(), Trigger(kind, 5).pattern())
+        assert not np.array_equal(Trigger(kind, 5).pattern(), Trigger(kind, 6).pattern())
+
+
+def test_worn_triggers_sit_on_their_feature_and_follow_the_pose():
+    rows = {}
+    for kind in ("eyebrows", "lipstick", "sunglasses"):
+        clean, bad, changed = _pair(kind)
+        assert changed.sum(axis=(1, 2)).min() > 15, kind  # every image wears it
+        rows[kind] = [np.average(np.arange(55), weights=c.sum(1)) for c in changed]  # centre row per image
+        # Drawn on the face, so its place moves with each image's pose: not one fixed mask.
+        assert np.std(rows[kind]) > 0.5, kind
+    # Brows above the glasses, lips well below both, in every image.
+    assert all(b < s < l for b, s, l in zip(rows["eyebrows"], rows["sunglasses"], rows["lipstick"]))
+    # The lips change towards one saturated colour: red well above green.
+    clean, bad, changed = _pair("lipstick")
+    assert np.mean(bad[changed][:, 0].astype(int) - bad[changed][:, 1]) > 80
+
+
+def test_unknown_trigger_is_refused():
+    with pytest.raises(ValueError, match="unknown trigger 'hat'"):
+        Trigger("hat")
+
+
+def test_multi_sends_each_trigger_to_its_own_target():
+    assert [(t.kind, g) for t, g in attack_triggers("multi", 9, 10, 1)] == [
+        ("eyebrows", 9), ("lipstick", 0), ("sunglasses", 1)]
+    assert [(t.kind, g) for t, g in attack_triggers("patch", 4, 10, 1)] == [("patch", 4)]
