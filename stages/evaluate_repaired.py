@@ -1,5 +1,7 @@
 """evaluate-repaired: B'_X and G_X, pruned-only and fine-pruned, on test and bd_test, for every
 X of prune.thresholds; metrics, tables and bar charts, and fine-pruning's chosen epochs."""
+from pathlib import Path
+
 import pandas as pd
 
 from badnet_repair import artifacts, metrics, params, plots, variants
@@ -24,6 +26,8 @@ def main():
 
     rows, flat, tuned = [], {}, []
     for kind, folder, stage in KINDS:
+        if kind == "fine_pruned" and not Path(folder).exists():
+            continue  # the attack suite prunes without fine-tuning; dvc.yaml always runs fine-prune
         for entry in variants.read_index(folder, thresholds, stage):
             x = entry["threshold"]
             row = {"kind": kind, "threshold": x, "channels_pruned": entry.get("channels_pruned"),

@@ -34,3 +34,12 @@ def after_fetch(thresholds):
             + [("export_variants", f"{x:g}") for x in thresholds]
             + [("fine_prune", f"{x:g}") for x in thresholds]
             + [("evaluate_repaired",), ("report",)])
+
+
+def run_ok(cmd, cwd, env):
+    """Run a command (dvc, git) and return its output; fail the test, with the output, if it fails."""
+    import subprocess
+
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{res.stdout[-5000:]}\n{res.stderr[-5000:]}"
+    return res.stdout + res.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from stagerun import run_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,14 +37,28 @@ GIT_OUTS = [p for p in OUTS if p.startswith(("metrics/", "plots/")) and not p.en
 RESTORE = ["git", "checkout", "--", "metrics", "plots"]  # with `dvc checkout`: the README's restore line
 
 
-def _run(cmd, cwd, env):
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
-    return res.stdout + res.stderr
+_run = run_ok
 
 
 def _ran(output):
     return re.findall(r"Running stage '([\w@.-]+)'", output)
+
+
+def _same_run(ran, expected):
+    """The same stages, each after the stages it depends on. DVC promises no order beyond
+    that (it changed when suite/dvc.yaml joined the repository)."""
+    assert sorted(ran) == sorted(expected), (ran, expected)
+    at = {s: i for i, s in enumerate(ran)}
+    xs = [s.split("@")[1] for s in ran if s.startswith("export-variants@")]
+    edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"),
+             ("baseline", "report"), ("evaluate-repaired", "report")]
+    edges += [e for x in xs for e in (("prune-sweep", f"export-variants@{x}"),
+                                      (f"export-variants@{x}", f"fine-prune@{x}"),
+                                      (f"fine-prune@{x}", "evaluate-repaired"))]
+    for a, b in edges:
+        if a in at and b in at:
+            assert at[a] < at[b], f"{b} ran before {a}: {ran}"
+    return True
 
 
 def _md5s(root):
@@ -82,7 +97,7 @@ def repo(tmp_path_factory):
     _run(["git", "add", "-A"], dest, env)
     _run(["git", "commit", "-q", "--allow-empty", "-m", "small preset"], dest, env)
     out = _run([str(BIN / "dvc"), "repro"], dest, env)
-    assert _ran(out) == STAGES
+    assert _same_run(_ran(out), STAGES)
     _run(["git", "add", "-A"], dest, env)  # the small preset's results become the baseline
     _run(["git", "commit", "-q", "-m", "small preset results"], dest, env)
     return dest, env
@@ -267,7 +282,7 @@ def test_forced_rerun_gives_identical_files(repo):
     _restore(root, env)
     first = _md5s(root)
     out = _run([str(BIN / "dvc"), "repro", "--force"], root, env)
-    assert _ran(out) == STAGES
+    assert _same_run(_ran(out), STAGES)
     assert _md5s(root) == first
 
 
@@ -295,11 +310,11 @@ def test_a_stage_killed_midway_then_repro_gives_the_uninterrupted_results(repo):
     time.sleep(0.5)
     assert "Running stage 'fetch-data'" in "".join(seen)
     out = _run([dvc, "repro"], root, env)
-    assert _ran(out) == DATA_STAGES
+    assert _same_run(_ran(out), DATA_STAGES)
     assert not [p for p in root.rglob(".*.tmp*")], "temp files left behind"
     resumed = _md5s(root)
     out = _run([dvc, "repro", "--force"], root, env)
-    assert _ran(out) == STAGES
+    assert _same_run(_ran(out), STAGES)
     assert _md5s(root) == resumed
     _restore(root, env)
 
@@ -321,7 +336,7 @@ def test_a_failing_stage_loses_nothing_the_restore_line_cannot_bring_back(repo):
     _run(RESTORE, root, env)
     _run([str(BIN / "dvc"), "checkout"], root, env)
     assert _md5s(root) == before
-    assert "up to date" in _run([str(BIN / "dvc"), "status"], root, env)
+    assert "up to date" in _run([str(BIN / "dvc"), "status", "dvc.yaml"], root, env)  # the suite never ran here
 
 
 def test_changing_a_data_param_marks_fetch_data_changed(repo):
@@ -357,7 +372,9 @@ def test_dvc_plots_show_renders_offline_in_headless_chromium(repo, dump_dom):
         assert png in html, png
     assert "cdn.jsdelivr" not in html and not re.search(r"<script[^>]* src=", html)
     vega_plots = html.count("vegaEmbed('#")
-    assert vega_plots == 7  # three from dvc.yaml's top-level plots, four from the stages' plots outputs
+    # three from dvc.yaml's top-level plots, four from its stages' plots outputs, and the
+    # committed suite table (suite/dvc.yaml)
+    assert vega_plots == 8
     charts, marks = _rendered_charts(dump_dom(out / "dvc_plots" / "index.html"))
     assert charts == vega_plots and marks >= 2 * vega_plots, (charts, marks)
 
@@ -423,7 +440,7 @@ def test_dvc_push_and_pull_move_data_models_and_results_to_another_clone(repo, s
     _run([dvc, "pull"], other, env)
     assert _md5s(other) == _md5s(root)
     assert _ran(_run([dvc, "repro"], other, env)) == []
-    assert "up to date" in _run([dvc, "status"], other, env)
+    assert "up to date" in _run([dvc, "status", "dvc.yaml"], other, env)  # the suite never ran here
 
 
 def _wait_for_queue(root, env, timeout=1800):
@@ -458,7 +475,7 @@ def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, 
     for name in names:
         assert re.search(rf"\b{name}\s.*\bSuccess\b", status), status
         # a new seed re-runs every stage but the template, whose inputs did not change
-        assert _ran(_run([dvc, "queue", "logs", name], root, env)) == _stages([1, 2, 3])[:-1]
+        assert _same_run(_ran(_run([dvc, "queue", "logs", name], root, env)), _stages([1, 2, 3])[:-1])
     assert _md5s(root) == before, "queued results must stay out of the workspace until applied"
 
     table = _run([dvc, "exp", "show", "--md", "--no-pager"], root, env)

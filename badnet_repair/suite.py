@@ -1,0 +1,113 @@
+"""The attack suite: one BadNet per entry of suite/params.yaml, each in its own folder
+under suite/badnets/, laid out as the project root and made by the project's own stage
+scripts. suite/dvc.yaml runs them, one DVC stage per BadNet and step."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .artifacts import ATTACK_METRICS, BADNET_INFO, BASELINE_METRICS, TRAIN_TIME, read_json
+from .errors import BadInput
+from .params import PARAMS_ENV, SCHEMA, check_section
+
+SUITE_PARAMS = "suite/params.yaml"
+BADNETS = "suite/badnets"  # one folder per BadNet
+STAGES = Path(__file__).resolve().parent.parent / "stages"
+
+
+def entries(path=SUITE_PARAMS) -> dict:
+    """The suite's BadNets: name -> the data.synthetic keys that differ from params.yaml's."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: file not found") from None
+    badnets = (doc or {}).get("badnets")
+    if not isinstance(badnets, dict) or not badnets:
+        raise BadInput(f"{path}: 'badnets' must map each BadNet's name to its changes")
+    for name, item in badnets.items():
+        known = SCHEMA["data"]["synthetic"]
+        if not isinstance(item, dict) or set(item) - set(known):
+            bad = sorted(set(item) - set(known)) if isinstance(item, dict) else [item]
+            raise BadInput(f"{path}: 'badnets.{name}' has {bad[0]!r}; each entry changes keys of "
+                           f"data.synthetic ({', '.join(known)})")
+    return badnets
+
+
+def badnet_params(name: str, root_params: dict, suite_path=SUITE_PARAMS) -> dict:
+    """The params of one suite BadNet: the root's, with its data.synthetic changes."""
+    badnets = entries(suite_path)
+    if name not in badnets:
+        raise BadInput(f"{suite_path}: no BadNet named {name!r} (known: {', '.join(badnets)})")
+    data = dict(root_params["data"], source="synthetic")
+    data["synthetic"] = {**data["synthetic"], **badnets[name]}
+    check_section("data", data)
+    return {**root_params, "data": data}
+
+
+def run_stages(name: str, steps: list, params: dict, root=BADNETS) -> None:
+    """Run stage scripts in order in the BadNet's folder, fed `params` (as its params.yaml);
+    stop at the first that fails, with its exit status (it has printed why)."""
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f".{name}.params.", dir=folder.parent) as f:
+        yaml.safe_dump(params, f, sort_keys=False)
+        f.flush()
+        env = dict(os.environ, **{PARAMS_ENV: f.name})
+        for script, *args in steps:
+            print(f"{name}: {script} {' '.join(args)}".rstrip(), flush=True)
+            code = subprocess.run([sys.executable, str(STAGES / script), *args], cwd=folder, env=env).returncode
+            if code:
+                raise SystemExit(code)
+
+
+def _row(name: str, root: Path) -> dict:
+    folder = root / name
+    info = read_json(folder / BADNET_INFO, f"badnet@{name}")
+    attack = read_json(folder / ATTACK_METRICS, f"badnet@{name}")
+    base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
+    seconds = read_json(folder / TRAIN_TIME, f"badnet@{name}")["train_seconds"]
+    triggers = list(info["triggers"])
+    per = {}
+    for split in ("valid", "test"):
+        if len(triggers) == 1:  # one trigger: the file's ASR is that trigger's
+            per[split] = {triggers[0]: base[f"attack_success_rate_{split}"]}
+        else:
+            per[split] = {t: base[f"attack_success_rate_{split}_{t}"] for t in triggers}
+    row = {"name": name, "attack": info["attack"], "seed": info["seed"],
+           "targets": " ".join(f"{t}:{g}" for t, g in info["triggers"].items()),
+           "poison_rate": attack["poison_rate"],
+           "clean_accuracy_valid": base["clean_accuracy_valid"],
+           "attack_success_rate_valid": min(per["valid"].values()),
+           "clean_accuracy_test": base["clean_accuracy_test"],
+           "attack_success_rate_test": min(per["test"].values())}
+    row.update({f"attack_success_rate_test_{t}": v for t, v in per["test"].items()})
+    row["train_seconds"] = seconds
+    return row
+
+
+def table(names, root=BADNETS) -> pd.DataFrame:
+    """One row per BadNet; ASR is the lowest over its triggers, then one column per trigger."""
+    rows = [_row(n, Path(root)) for n in names]
+    per_trigger = sorted({k for r in rows for k in r if k.startswith("attack_success_rate_test_")})
+    first = [k for k in rows[0] if not k.startswith("attack_success_rate_test_") and k != "train_seconds"]
+    return pd.DataFrame(rows, columns=first + per_trigger + ["train_seconds"]).replace({np.nan: None})
+
+
+def markdown(rows: pd.DataFrame) -> str:
+    """The suite table as the README shows it, from badnets.csv."""
+    per = [c for c in rows.columns if c.startswith("attack_success_rate_test_")]
+    lines = ["| BadNet | triggers → targets | poison rate | clean accuracy % (test) | "
+             "ASR % (test, lowest) | ASR % per trigger | training s |", "|---|---|---:|---:|---:|---|---:|"]
+    for _, r in rows.iterrows():
+        each = ", ".join(f"{c.removeprefix('attack_success_rate_test_')} {r[c]:.2f}" for c in per if pd.notna(r[c]))
+        lines.append(f"| {r['name']} | {r['targets'].replace(':', ' → ')} | {r['poison_rate']:g} | "
+                     f"{r['clean_accuracy_test']:.2f} | {r['attack_success_rate_test']:.2f} | {each} | "
+                     f"{r['train_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,18 @@
+"""suite table: metrics/suite/badnets.csv, one row per BadNet of the attack suite."""
+from badnet_repair import suite
+from badnet_repair.atomic import atomic_path
+from badnet_repair.errors import cli
+
+OUT = "metrics/suite/badnets.csv"
+
+
+@cli
+def main():
+    rows = suite.table(suite.entries())
+    with atomic_path(OUT) as tmp:
+        rows.to_csv(tmp, index=False)
+    print(suite.markdown(rows), end="")  # the README's suite table
+
+
+if __name__ == "__main__":
+    main()
