@@ -25,22 +25,37 @@ CONFIGS = {  # name: what differs from the pipeline's training
     "xla": "jit_compile=True",
     "tf-function-step": "a plain tf.function train step over numpy batches, op determinism on",
     "inter-op-1": "inter-op threads 1 (intra-op left to TensorFlow)",
+    "intra-op-1": "intra-op threads 1",
+    "batch-1024": "batch 1024",
+    "onednn-off": "TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels instead of oneDNN)",
+    "tfdata-uint8": "fit on a tf.data pipeline over uint8 images, scaled in the pipeline",
+    "steps-per-execution-8": "compile(steps_per_execution=8)",
+    "steps-per-execution-8-batch-512": "compile(steps_per_execution=8), batch 512",
+    "xla-steps-per-execution-8": "jit_compile=True, steps_per_execution=8",
+    "mixed-bfloat16": "Keras mixed_bfloat16 policy (bf16 compute, fp32 weights)",
 }
 
 
 def _measure(name: str, n: int, epochs: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if name == "onednn-off":
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     import numpy as np
     import tensorflow as tf
 
     if name == "inter-op-1":
         tf.config.threading.set_inter_op_parallelism_threads(1)
+    if name == "intra-op-1":
+        tf.config.threading.set_intra_op_parallelism_threads(1)
     from badnet_repair.model import build_deepid, keras
+
+    if name == "mixed-bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     keras.utils.set_random_seed(0)
     if name != "no-determinism":
         tf.config.experimental.enable_op_determinism()
-    batch = {"batch-512": 512, "batch-128": 128}.get(name, 256)
+    batch = {"batch-512": 512, "batch-128": 128, "batch-1024": 1024, "steps-per-execution-8-batch-512": 512}.get(name, 256)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 55, 47, 3)).astype(np.float32) / np.float32(255)
     y = rng.integers(0, 1283, n)
@@ -64,10 +79,18 @@ def _measure(name: str, n: int, epochs: int) -> dict:
                 pick = order[i:i + batch]
                 step(x[pick], y[pick])
     else:
-        model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=name == "xla")
+        model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=name.startswith("xla"),
+                      steps_per_execution=8 if "steps-per-execution-8" in name else 1)
+        if name == "tfdata-uint8":
+            x8 = (x * 255).astype(np.uint8)
+            data = (tf.data.Dataset.from_tensor_slices((x8, y)).shuffle(n, seed=0)
+                    .batch(batch).map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, b)).prefetch(2))
 
-        def epoch():
-            model.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0)
+            def epoch():
+                model.fit(data, epochs=1, verbose=0)
+        else:
+            def epoch():
+                model.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0)
 
     epoch()  # warm-up: tracing and compilation
     start = time.perf_counter()
@@ -82,12 +105,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=8192)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--only", choices=list(CONFIGS), help=argparse.SUPPRESS)  # one measurement, in-process
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                    help="which to measure (the pipeline's own always comes first)")
     args = ap.parse_args()
     if args.only:
         print(json.dumps(_measure(args.only, args.images, args.epochs)))
         return
     rows = []
-    for name in CONFIGS:
+    for name in ["pipeline"] + [c for c in args.configs if c != "pipeline"]:
         res = subprocess.run([sys.executable, __file__, "--only", name, "--images", str(args.images),
                               "--epochs", str(args.epochs)], capture_output=True, text=True)
         if res.returncode:
