@@ -134,9 +134,8 @@ def killed_and_resumed(tmp_path_factory):
 
 def test_a_killed_suite_resumes_with_only_what_did_not_finish(killed_and_resumed):
     root, env, names, finished, resumed = killed_and_resumed
-    assert {"badnet@patch-1", "badnet@multi-2"} <= finished  # the first two, in suite order
     everything = [f"badnet@{n}" for n in names] + [f"prune@{n}" for n in names] + ["table"]
-    assert len(finished) < len(everything)
+    assert 2 <= len(finished) < len(everything) and finished <= set(everything), finished  # in whatever order DVC ran them
     assert sorted(resumed) == sorted(set(everything) - finished), (finished, resumed)
     out = _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)
     assert _ran(out) == []
