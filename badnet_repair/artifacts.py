@@ -32,6 +32,8 @@ RESULTS_MD = "metrics/results.md"
 REPAIRED_PLOT = "plots/repaired.png"
 PLOTS_TEMPLATE = "plots/plots_template.html"  # .dvc/config plots.html_template: Vega inlined, offline
 REPORT = "plots/report.html"
+DEFENSES_DIR = "models/defenses"  # NAME/: defended.h5, repaired.keras (its G), defense.json
+DEFENSES_METRICS = "metrics/defenses.json"
 
 
 def variant_dir(root, x: str) -> Path:

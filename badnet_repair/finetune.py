@@ -10,33 +10,35 @@ from .errors import BadInput
 from .params import PARAMS_FILE
 
 
-def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_holdout(n: int, fraction: float, seed: int, param: str = "finetune.holdout") -> tuple[np.ndarray, np.ndarray]:
     """(train, holdout) indices of n clean images: a seeded shuffle, holdout = fraction of n."""
     if not 0 < fraction < 1:
-        raise BadInput(f"{PARAMS_FILE}: 'finetune.holdout' must be in (0, 1), got {fraction}")
+        raise BadInput(f"{PARAMS_FILE}: '{param}' must be in (0, 1), got {fraction}")
     perm = np.random.default_rng([seed, 7]).permutation(n)
     k = int(round(fraction * n))
     if k < 1 or k > n - 1:
-        raise BadInput(f"{PARAMS_FILE}: 'finetune.holdout' {fraction} leaves no images to train on "
+        raise BadInput(f"{PARAMS_FILE}: '{param}' {fraction} leaves no images to train on "
                        f"or to hold out ({n} clean validation images)")
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def _optimizer(name: str, learning_rate, keras):
+def optimizer(name: str, learning_rate, keras, param: str = "finetune.optimizer"):
+    """Adam, or SGD with Nesterov momentum 0.9 (every fine-tuning in the package)."""
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    raise BadInput(f"{PARAMS_FILE}: 'finetune.optimizer' is {name!r}, expected adam or sgd")
+    raise BadInput(f"{PARAMS_FILE}: '{param}' is {name!r}, expected adam or sgd")
 
 
-def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_divisor: float, log=print):
+def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_divisor: float, log=print,
+               first_epoch: int = 0):
     """Fine-tune a copy of `pruned` on (x[train], y[train]); return (model, history).
 
     The parameters of `channels` of the pruned layer `layer` (the conv filters, and any
     BatchNormalization's gamma and beta: pruning.channel_weights) are masked after every
     step, so they stay exactly zero. The learning rate decays along a cosine to 0; the weights kept are
-    those of the epoch with the best holdout accuracy (epoch 0 = B' itself).
+    those of the epoch with the best holdout accuracy, from `first_epoch` on (epoch 0 = B' itself).
     `history`: one dict per epoch (loss, holdout accuracy).
     """
     import tensorflow as tf
@@ -56,7 +58,7 @@ def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_div
 
     steps = cfg["epochs"] * int(np.ceil(len(train) / cfg["batch_size"]))
     schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], max(steps, 1))
-    model.compile(_optimizer(cfg["optimizer"], schedule, keras), "sparse_categorical_crossentropy",
+    model.compile(optimizer(cfg["optimizer"], schedule, keras), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
 
     class Mask(keras.callbacks.Callback):
@@ -80,7 +82,7 @@ def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_div
         acc = holdout_accuracy()
         history.append({"epoch": epoch, "loss": round(float(hist.history["loss"][-1]), 6),
                         "holdout_accuracy": round(acc, 4)})
-        if acc > best_acc:
+        if acc > best_acc or epoch == first_epoch:
             best_acc, best_weights, best_epoch = acc, model.get_weights(), epoch
         spent = time.perf_counter() - start
         log(f"  epoch {epoch}/{cfg['epochs']}: loss {history[-1]['loss']:.4f}, holdout accuracy {acc:.2f}% "
@@ -100,3 +102,4 @@ def pruned_channels(model, layer: str) -> np.ndarray:
     if bias:
         zero &= bias[0] == 0
     return np.flatnonzero(zero)
+

@@ -45,6 +45,23 @@ SCHEMA = {
         "holdout": float,
         "seed": int,
     },
+    "defend": {
+        "names": [("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam")],
+        "default": ("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam"),
+        "holdout": float,
+        "seed": int,
+        "budget": float,
+        "fine_pruning": {"layer": str, "fractions": [float], "optimizer": ("adam", "sgd"), "learning_rate": float,
+                         "epochs": int, "batch_size": int},
+        "ft": {"learning_rates": [float], "epochs": int, "batch_size": int},
+        "nad": {"learning_rates": [float], "teacher_epochs": int, "epochs": int, "batch_size": int, "beta": float,
+                "layers": [str]},
+        "anp": {"eps": float, "alpha": float, "mask_lr": float, "iterations": int, "batch_size": int,
+                "thresholds": [float]},
+        "rnp": {"unlearn_lr": float, "unlearn_epochs": int, "unlearn_floor": float, "recover_lr": float,
+                "recover_epochs": int, "batch_size": int, "thresholds": [float]},
+        "ft_sam": {"learning_rates": [float], "rho": float, "epochs": int, "batch_size": int},
+    },
 }
 
 

@@ -120,3 +120,18 @@ def frontier_figure(table, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def leaderboard_figure(rows, path) -> None:
+    """ASR against clean loss, one mark per (BadNet, defense) run, one colour per defense."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (d, g) in enumerate(rows.groupby("defense", sort=False)):
+        ax.scatter(g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"], g["attack_success_rate_test"],
+                   label=d, marker="osD^vP*X"[i % 8], alpha=0.8)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("clean accuracy lost, points (test)")
+    ax.set_ylabel("attack success rate % (test, worst trigger)")
+    ax.set_title("Defenses on the attack suite (dashed: the target, ASR <= 1% within 1 point)")
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -78,8 +78,11 @@ def _figure(title: str, png: bytes) -> str:
 
 
 def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: str,
-                    params: dict, figures: dict[str, bytes]) -> str:
-    """The report as Markdown, figures as inline HTML with data URIs."""
+                    params: dict, figures: dict[str, bytes], defenses: dict | None = None,
+                    leaderboard: tuple[str, bytes] | None = None) -> str:
+    """The report as Markdown, figures as inline HTML with data URIs. `defenses`: the
+    defenses on this BadNet (metrics/defenses.json); `leaderboard`: the attack suite's
+    summary table and figure, where the suite has run."""
     def pct(v):
         return "n/a" if v is None else f"{v:.2f}"
 
@@ -108,6 +111,20 @@ def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: 
                   _table([threshold_label(prune["drop"]), "epoch kept (0 = B' itself)", "holdout accuracy %"],
                          [[x[1:], fine_prune[f"{x}_chosen_epoch"], fine_prune[f"{x}_holdout_accuracy"]]
                           for x in xs])]
+    if defenses:
+        names = [k.removesuffix("_clean_accuracy_test") for k in defenses
+                 if k.endswith("_clean_accuracy_test") and k != "badnet_clean_accuracy_test"]
+        parts += ["## Defenses on this BadNet (test data; each chose its setting on clean data alone)",
+                  _table(["defense", "clean accuracy %", "attack success rate %", "G detection rate %",
+                          "G false-positive rate %"],
+                         [[n + (" (default)" if n == defenses.get("default_defense") else ""),
+                           defenses[f"{n}_clean_accuracy_test"], defenses[f"{n}_attack_success_rate_test"],
+                           defenses[f"{n}_detection_rate_test"], defenses[f"{n}_false_positive_rate_test"]]
+                          for n in names])]
+    if leaderboard:
+        table, png = leaderboard
+        parts += ["## Leaderboard: every defense on every BadNet of the attack suite (test data)", table.strip(),
+                  _figure("Attack success rate against clean accuracy lost, one mark per BadNet and defense", png)]
     parts.append("## Figures")
     parts += [_figure(title, png) for title, png in figures.items()]
     return "\n\n".join(parts) + "\n"
@@ -120,3 +137,19 @@ def report_html(markdown_text: str, title: str = "badnet-repair report") -> str:
     body = markdown.markdown(markdown_text, extensions=["tables"])
     return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n"
             f"<style>\n{_STYLE}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def leaderboard_grid(rows) -> str:
+    """The leaderboard as one row per BadNet, one column per defense: clean accuracy lost
+    (points) / ASR % (test), from metrics/suite/leaderboard.csv."""
+    defenses = list(dict.fromkeys(rows["defense"]))
+    lines = ["| BadNet | B: clean % / ASR % | " + " | ".join(f"{d}: loss / ASR" for d in defenses) + " |",
+             "|---|---:|" + "---:|" * len(defenses)]
+    for name, g in rows.groupby("name", sort=False):
+        by = {r["defense"]: r for _, r in g.iterrows()}
+        first = g.iloc[0]
+        cells = [f"{first['baseline_clean_accuracy_test'] - by[d]['clean_accuracy_test']:.2f} / "
+                 f"{by[d]['attack_success_rate_test']:.2f}" for d in defenses]
+        lines.append(f"| {name} | {first['baseline_clean_accuracy_test']:.2f} / "
+                     f"{first['baseline_attack_success_rate_test']:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

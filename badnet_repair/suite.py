@@ -111,3 +111,63 @@ def markdown(rows: pd.DataFrame) -> str:
                      f"{r['clean_accuracy_test']:.2f} | {r['attack_success_rate_test']:.2f} | {each} | "
                      f"{r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+LEADERBOARD = "metrics/suite/leaderboard.csv"
+LEADERBOARD_PLOT = "plots/leaderboard.png"
+LEADERBOARD_COLUMNS = ["name", "attack", "seed", "defense", "clean_accuracy_test", "attack_success_rate_test",
+                       "baseline_clean_accuracy_test", "baseline_attack_success_rate_test", "detection_rate_test",
+                       "false_positive_rate_test", "seconds"]
+
+
+def defenses(path=SUITE_PARAMS) -> list:
+    """The defenses the suite runs on every BadNet (suite/params.yaml: defenses)."""
+    known = SCHEMA["defend"]["default"]  # the defenses' names
+    names = (yaml.safe_load(Path(path).read_text()) or {}).get("defenses")
+    if not isinstance(names, list) or not names or set(names) - set(known) or len(set(names)) != len(names):
+        raise BadInput(f"{path}: 'defenses' must list distinct defenses from {', '.join(known)}")
+    return names
+
+
+def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
+    """One row per (BadNet, defense): the defended net on test (ASR: the highest over the
+    triggers), B's scores beside it, G's detection and false-positive rates, and the time."""
+    from .artifacts import DEFENSES_DIR, DEFENSES_METRICS
+
+    rows = []
+    for name in names:
+        folder = Path(root) / name
+        info = read_json(folder / BADNET_INFO, f"badnet@{name}")
+        base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
+        scores = read_json(folder / DEFENSES_METRICS, f"defend@{name}")
+        b_asr = max([base["attack_success_rate_test"]] +
+                    [base[f"attack_success_rate_test_{t}"] for t in info["triggers"] if len(info["triggers"]) > 1])
+        for d in defense_names:
+            if f"{d}_clean_accuracy_test" not in scores:
+                raise BadInput(f"{folder / DEFENSES_METRICS}: no scores for {d!r}; run "
+                               f"`dvc repro suite/dvc.yaml:defend@{name}`")
+            rows.append({"name": name, "attack": info["attack"], "seed": info["seed"], "defense": d,
+                         "clean_accuracy_test": scores[f"{d}_clean_accuracy_test"],
+                         "attack_success_rate_test": scores[f"{d}_attack_success_rate_test"],
+                         "baseline_clean_accuracy_test": base["clean_accuracy_test"],
+                         "baseline_attack_success_rate_test": b_asr,
+                         "detection_rate_test": scores[f"{d}_detection_rate_test"],
+                         "false_positive_rate_test": scores[f"{d}_false_positive_rate_test"],
+                         "seconds": read_json(folder / DEFENSES_DIR / d / "time.json", f"defend@{name}")["seconds"]})
+    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+
+
+def leaderboard_markdown(rows: pd.DataFrame) -> str:
+    """The README's summary: per defense, over the suite's BadNets, the clean loss, the ASR
+    and G, and how many BadNets meet the target (ASR <= 1%, loss <= 1 point)."""
+    lines = ["| defense | BadNets | clean loss, points (mean / worst) | ASR % (median / worst) | "
+             "G detection % (mean) | G false positives % (mean) | target met | seconds (mean) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for d, g in rows.groupby("defense", sort=False):
+        loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
+        met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
+        lines.append(f"| {d} | {len(g)} | {loss.mean():.2f} / {loss.max():.2f} | "
+                     f"{g['attack_success_rate_test'].median():.2f} / {g['attack_success_rate_test'].max():.2f} | "
+                     f"{g['detection_rate_test'].mean():.2f} | {g['false_positive_rate_test'].mean():.2f} | "
+                     f"{met} of {len(g)} | {g['seconds'].mean():.0f} |")
+    return "\n".join(lines) + "\n"

@@ -1,11 +1,15 @@
 """report: plots/report.html, one self-contained page with the baseline, the pruned and
-fine-pruned tables, and the figures (params: prune, finetune, shown for context)."""
+fine-pruned tables, the defenses, the attack suite's leaderboard (when it has run) and
+the figures (params: prune, finetune, shown for context)."""
 from pathlib import Path
 
-from badnet_repair import artifacts, params, report
+import pandas as pd
+
+from badnet_repair import artifacts, params, report, suite
 from badnet_repair.atomic import write_text
 from badnet_repair.errors import BadInput, cli
 
+LEADERBOARD, LEADERBOARD_PLOT = suite.LEADERBOARD, suite.LEADERBOARD_PLOT
 FIGURES = {  # title: (file, the stage that writes it)
     "Clean accuracy and attack success rate as channels are pruned": (artifacts.SWEEP_PLOT, "prune-sweep"),
     "G as a detector at every sweep step": (artifacts.DETECTOR_PLOT, "prune-sweep"),
@@ -19,6 +23,15 @@ def _read(path, stage: str) -> bytes:
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise BadInput(f"{path}: not found; run the {stage} stage first") from None
+
+
+def _leaderboard():
+    """The suite's leaderboard (committed), or None in a copy without it."""
+    if not (Path(LEADERBOARD).is_file() and Path(LEADERBOARD_PLOT).is_file()):
+        return None
+    rows = pd.read_csv(LEADERBOARD)
+    return (suite.leaderboard_markdown(rows) + "\n" + report.leaderboard_grid(rows),
+            _read(LEADERBOARD_PLOT, "suite leaderboard"))
 
 
 @cli
@@ -35,7 +48,7 @@ def main():
         artifacts.read_json(artifacts.BASELINE_METRICS, "baseline"),
         artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "evaluate-repaired"),
         _read(artifacts.RESULTS_MD, "evaluate-repaired").decode("utf-8", "replace"),
-        cfg, figures)
+        cfg, figures, artifacts.read_json(artifacts.DEFENSES_METRICS, "evaluate-defenses"), _leaderboard())
     page = report.report_html(text)
     write_text(artifacts.REPORT, page)
     print(f"{artifacts.REPORT}: {len(page) // 1024} KiB")

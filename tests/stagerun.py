@@ -28,12 +28,13 @@ def run_stage(name, root, *args):
     return code, [line for line in err.getvalue().splitlines() if line.strip() and "%|" not in line]  # no tqdm bars
 
 
-def after_fetch(thresholds):
-    """The stages after fetch-data, with the per-threshold ones once per X, in dvc.yaml's order."""
+def after_fetch(thresholds, defenses=("fine_pruning", "ft")):
+    """The stages after fetch-data, with the per-threshold and per-defense ones once per X
+    and defense, in dvc.yaml's order."""
     return ([("baseline",), ("activations",), ("prune_sweep",)]
             + [("export_variants", f"{x:g}") for x in thresholds]
             + [("fine_prune", f"{x:g}") for x in thresholds]
-            + [("evaluate_repaired",), ("report",)])
+            + [("evaluate_repaired",)] + [("defend", d) for d in defenses] + [("evaluate_defenses",), ("report",)])
 
 
 def run_ok(cmd, cwd, env):

@@ -49,6 +49,8 @@ def built(tmp_path_factory):
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["prune"]["thresholds"] = THRESHOLDS
     doc["finetune"].update(epochs=2, batch_size=8)
+    doc["defend"]["fine_pruning"].update(epochs=1, batch_size=8)
+    doc["defend"]["ft"].update(epochs=1, batch_size=8, learning_rates=[0.001])
     (root / "params.yaml").write_text(yaml.safe_dump(doc))
     for name, *args in after_fetch(THRESHOLDS):
         code, err = run_stage(name, root, *args)

@@ -16,13 +16,15 @@ from stagerun import run_ok
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 THRESHOLDS = [2, 4, 10]  # the small preset's
+DEFENSES = ["fine_pruning", "ft"]  # and its defenses
 
 
 def _stages(thresholds):
     """Every stage of dvc.yaml in the order `dvc repro` runs them, for these thresholds."""
     return (["fetch-data", "baseline", "activations", "prune-sweep"]
             + [f"export-variants@{x}" for x in thresholds] + [f"fine-prune@{x}" for x in thresholds]
-            + ["evaluate-repaired", "report", "plots-template"])
+            + ["evaluate-repaired"] + [f"defend@{d}" for d in DEFENSES] + ["evaluate-defenses", "report",
+                                                                          "plots-template"])
 
 
 STAGES = _stages(THRESHOLDS)
@@ -32,7 +34,7 @@ OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/b
         "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
         "plots/prune_sweep.csv", "plots/prune_sweep.png", "plots/detector.csv", "plots/detector.png",
         "plots/fine_prune_history.csv", "metrics/fine_prune.json", "metrics/repaired.json", "metrics/results.md",
-        "plots/repaired.png", "plots/report.html", "plots/plots_template.html"]
+        "plots/repaired.png", "metrics/defenses.json", "plots/report.html", "plots/plots_template.html"]
 GIT_OUTS = [p for p in OUTS if p.startswith(("metrics/", "plots/")) and not p.endswith(".html")]
 RESTORE = ["git", "checkout", "--", "metrics", "plots"]  # with `dvc checkout`: the README's restore line
 
@@ -51,7 +53,8 @@ def _same_run(ran, expected):
     at = {s: i for i, s in enumerate(ran)}
     xs = [s.split("@")[1] for s in ran if s.startswith("export-variants@")]
     edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"),
-             ("baseline", "report"), ("evaluate-repaired", "report")]
+             ("baseline", "report"), ("evaluate-repaired", "report"), ("evaluate-defenses", "report")]
+    edges += [e for d in DEFENSES for e in (("fetch-data", f"defend@{d}"), (f"defend@{d}", "evaluate-defenses"))]
     edges += [e for x in xs for e in (("prune-sweep", f"export-variants@{x}"),
                                       (f"export-variants@{x}", f"fine-prune@{x}"),
                                       (f"fine-prune@{x}", "evaluate-repaired"))]
@@ -68,6 +71,8 @@ def _md5s(root):
     xs = yaml.safe_load((root / "params.yaml").read_text())["prune"]["thresholds"]
     files = OUTS + sorted(str(p.relative_to(root)) for d in ("models/variants", "models/fine_pruned")
                           for x in xs for p in (root / d / str(x)).iterdir())
+    files += sorted(str(p.relative_to(root)) for p in (root / "models/defenses").rglob("*")
+                    if p.is_file() and p.name != "time.json")  # wall time: the one file that differs
     return {p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in files if (root / p).exists()}
 
 
@@ -326,7 +331,7 @@ def test_a_failing_stage_loses_nothing_the_restore_line_cannot_bring_back(repo):
     root, env = repo
     before = _md5s(root)
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("holdout: 0.2", "holdout: 1.5"))
+    params.write_text(params.read_text().replace("holdout: 0.2", "holdout: 1.5", 1))  # finetune's
     res = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
     assert res.returncode != 0
     assert "error: params.yaml: 'finetune.holdout' must be in (0, 1), got 1.5" in res.stderr + res.stdout
@@ -373,8 +378,8 @@ def test_dvc_plots_show_renders_offline_in_headless_chromium(repo, dump_dom):
     assert "cdn.jsdelivr" not in html and not re.search(r"<script[^>]* src=", html)
     vega_plots = html.count("vegaEmbed('#")
     # three from dvc.yaml's top-level plots, four from its stages' plots outputs, and the
-    # committed suite table (suite/dvc.yaml)
-    assert vega_plots == 8
+    # committed suite table and leaderboard (suite/dvc.yaml)
+    assert vega_plots == 9
     charts, marks = _rendered_charts(dump_dom(out / "dvc_plots" / "index.html"))
     assert charts == vega_plots and marks >= 2 * vega_plots, (charts, marks)
 

@@ -93,3 +93,19 @@ def test_report_renders_in_headless_chromium(tmp_path, dump_dom):
     dom = dump_dom(path)
     assert dom.count("<table>") == 3  # baseline, the results table, fine-pruning
     assert len(re.findall(r"<img ", dom)) == len(figures)
+
+
+def test_report_shows_each_defense_and_the_leaderboard_when_given():
+    defenses = {"default_defense": "ft", "badnet_clean_accuracy_test": 98.0,
+                "fine_pruning_clean_accuracy_test": 95.5, "fine_pruning_attack_success_rate_test": 12.25,
+                "fine_pruning_detection_rate_test": 80.5, "fine_pruning_false_positive_rate_test": 4.75,
+                "ft_clean_accuracy_test": 97.0, "ft_attack_success_rate_test": 60.0,
+                "ft_detection_rate_test": 30.0, "ft_false_positive_rate_test": 2.0}
+    board = ("| defense | BadNets |\n|---|---:|\n| ft | 8 |\n", _png("green"))
+    text = report.report_markdown({"source": "synthetic"}, {}, {}, "", PARAMS, {}, defenses, board)
+    page = report.report_html(text)
+    rows = [tuple(re.findall(r"<td[^>]*>([^<]*)</td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert ("fine_pruning", "95.50", "12.25", "80.50", "4.75") in rows
+    assert ("ft (default)", "97.00", "60.00", "30.00", "2.00") in rows
+    assert "Leaderboard" in page and base64.b64encode(board[1]).decode() in page
+    assert "Leaderboard" not in report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}, defenses))

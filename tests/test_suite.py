@@ -32,6 +32,7 @@ GRID = {"patch-1": {"attack": "patch", "seed": 1, "target": 3},
         "blended-7": {"attack": "blended", "seed": 7, "target": 30}}
 for entry in GRID.values():
     entry["poison_rate"] = 0.15
+DEFENSES = ["fine_pruning", "ft"]  # the small suite's (every defense is tested in test_defenses.py)
 TRIGGERS = {"patch": ["patch"], "multi": ["eyebrows", "lipstick", "sunglasses"], "sunglasses": ["sunglasses"],
             "eyebrows": ["eyebrows"], "lipstick": ["lipstick"], "blended": ["blended"]}
 
@@ -85,7 +86,7 @@ def _ran(output):
 
 def _md5s(root, names):
     files = sorted(p for n in names for p in (root / suite.BADNETS / n).rglob("*")
-                   if p.is_file() and p.name not in ("train_time.json", ".gitignore"))
+                   if p.is_file() and p.name not in ("train_time.json", "time.json", ".gitignore"))  # times differ
     return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -102,9 +103,9 @@ def killed_and_resumed(tmp_path_factory):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     shutil.copyfile(dest / "presets/small.yaml", dest / "params.yaml")
-    (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID}, sort_keys=False))
-    (dest / "suite/dvc.lock").unlink(missing_ok=True)
-    (dest / "metrics/suite/badnets.csv").unlink(missing_ok=True)
+    (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID, "defenses": DEFENSES}, sort_keys=False))
+    for rel in ("suite/dvc.lock", "metrics/suite/badnets.csv", "metrics/suite/leaderboard.csv", "plots/leaderboard.png"):
+        (dest / rel).unlink(missing_ok=True)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
@@ -118,7 +119,8 @@ def killed_and_resumed(tmp_path_factory):
     lock = dest / "suite/dvc.lock"
 
     def done():
-        return set(re.findall(r"^  ((?:badnet|prune)@[\w.-]+|table):", lock.read_text(), re.M)) if lock.exists() else set()
+        return set(re.findall(r"^  ((?:badnet|prune|defend)@[\w.-]+|table|leaderboard):", lock.read_text(), re.M)) \
+            if lock.exists() else set()
 
     deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None and len(done()) < 2:
@@ -134,7 +136,7 @@ def killed_and_resumed(tmp_path_factory):
 
 def test_a_killed_suite_resumes_with_only_what_did_not_finish(killed_and_resumed):
     root, env, names, finished, resumed = killed_and_resumed
-    everything = [f"badnet@{n}" for n in names] + [f"prune@{n}" for n in names] + ["table"]
+    everything = [f"{s}@{n}" for s in ("badnet", "prune", "defend") for n in names] + ["table", "leaderboard"]
     assert 2 <= len(finished) < len(everything) and finished <= set(everything), finished  # in whatever order DVC ran them
     assert sorted(resumed) == sorted(set(everything) - finished), (finished, resumed)
     out = _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)
@@ -179,7 +181,7 @@ def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
     for n in pick:
         shutil.rmtree(root / suite.BADNETS / n)
         _run([str(BIN / "dvc"), "repro", "--force", "--no-run-cache", "--single-item",
-              f"suite/dvc.yaml:badnet@{n}", f"suite/dvc.yaml:prune@{n}"], root, env)
+              f"suite/dvc.yaml:badnet@{n}", f"suite/dvc.yaml:prune@{n}", f"suite/dvc.yaml:defend@{n}"], root, env)
     assert _md5s(root, pick) == before
 
 
@@ -198,3 +200,69 @@ def test_committed_suite_meets_the_attacker_strength():
     for _, r in rows.iterrows():
         assert r["clean_accuracy_valid"] >= 95 and r["attack_success_rate_valid"] >= 99, r["name"]
         assert r[per].dropna().min() >= 99 and r["attack_success_rate_test"] == r[per].dropna().min(), r["name"]
+
+
+def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
+    """One row per (BadNet, defense), in suite order; each value is the BadNet folder's own
+    (defenses.json, baseline.json), B's ASR the highest over its triggers."""
+    import json
+
+    root, env, names, _, _ = killed_and_resumed
+    _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)  # up to date after any test's re-run
+    board = pd.read_csv(root / suite.LEADERBOARD)
+    assert list(board.columns) == suite.LEADERBOARD_COLUMNS
+    assert list(zip(board["name"], board["defense"])) == [(n, d) for n in names for d in DEFENSES]
+    for _, r in board.iterrows():
+        folder = root / suite.BADNETS / r["name"]
+        scores = json.loads((folder / "metrics/defenses.json").read_text())
+        base = json.loads((folder / "metrics/baseline.json").read_text())
+        d = r["defense"]
+        for col in ("clean_accuracy_test", "attack_success_rate_test", "detection_rate_test",
+                    "false_positive_rate_test"):
+            assert r[col] == pytest.approx(scores[f"{d}_{col}"]), (r["name"], d, col)
+        seconds = json.loads((folder / "models/defenses" / d / "time.json").read_text())["seconds"]
+        assert r["seconds"] == pytest.approx(seconds) and r["seconds"] > 0
+        assert r["baseline_clean_accuracy_test"] == pytest.approx(base["clean_accuracy_test"])
+        per = [v for k, v in base.items() if k.startswith("attack_success_rate_test_")] or \
+            [base["attack_success_rate_test"]]
+        assert r["baseline_attack_success_rate_test"] == pytest.approx(max(per))
+    assert (root / suite.LEADERBOARD_PLOT).read_bytes().startswith(b"\x89PNG")
+
+
+def test_readme_leaderboard_is_the_committed_csv():
+    """The README's leaderboard is `suite.leaderboard_markdown` of the committed CSV, and the
+    CSV covers every BadNet and defense of suite/params.yaml."""
+    board = pd.read_csv(ROOT / suite.LEADERBOARD)
+    from badnet_repair.report import leaderboard_grid
+
+    readme = (ROOT / "README.md").read_text()
+    assert suite.leaderboard_markdown(board) in readme and leaderboard_grid(board) in readme
+    names, defenses = suite.entries(ROOT / suite.SUITE_PARAMS), suite.defenses(ROOT / suite.SUITE_PARAMS)
+    assert sorted(zip(board["name"], board["defense"])) == sorted((n, d) for n in names for d in defenses)
+
+
+def test_leaderboard_summary_counts_the_target_by_hand():
+    rows = pd.DataFrame([
+        {"name": "a", "defense": "x", "clean_accuracy_test": 97.5, "attack_success_rate_test": 0.5,
+         "baseline_clean_accuracy_test": 98.0, "detection_rate_test": 99.0, "false_positive_rate_test": 1.0,
+         "seconds": 10.0},
+        {"name": "b", "defense": "x", "clean_accuracy_test": 96.0, "attack_success_rate_test": 0.2,
+         "baseline_clean_accuracy_test": 98.0, "detection_rate_test": 90.0, "false_positive_rate_test": 3.0,
+         "seconds": 30.0},
+        {"name": "a", "defense": "y", "clean_accuracy_test": 98.0, "attack_success_rate_test": 50.0,
+         "baseline_clean_accuracy_test": 98.0, "detection_rate_test": 40.0, "false_positive_rate_test": 0.0,
+         "seconds": 5.0}])
+    lines = suite.leaderboard_markdown(rows).splitlines()
+    assert lines[2] == "| x | 2 | 1.25 / 2.00 | 0.35 / 0.50 | 94.50 | 2.00 | 1 of 2 | 20 |"
+    assert lines[3] == "| y | 1 | 0.00 / 0.00 | 50.00 / 50.00 | 40.00 | 0.00 | 0 of 1 | 5 |"
+
+
+def test_leaderboard_grid_is_each_rows_loss_and_asr():
+    from badnet_repair.report import leaderboard_grid
+
+    rows = pd.DataFrame([
+        {"name": "a", "defense": "x", "clean_accuracy_test": 97.5, "attack_success_rate_test": 0.5,
+         "baseline_clean_accuracy_test": 98.0, "baseline_attack_success_rate_test": 99.0},
+        {"name": "a", "defense": "y", "clean_accuracy_test": 96.0, "attack_success_rate_test": 10.0,
+         "baseline_clean_accuracy_test": 98.0, "baseline_attack_success_rate_test": 99.0}])
+    assert leaderboard_grid(rows).splitlines()[2] == "| a | 98.00 / 99.00 | 0.50 / 0.50 | 2.00 / 10.00 |"

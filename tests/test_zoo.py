@@ -201,6 +201,8 @@ def _project(tmp_path, faces, model_path, layer):
     doc["data"]["local"] = {**{k: str(v) for k, v in paths.items()}, "model": str(model_path), "input_divisor": 255}
     doc["prune"].update(layer=layer, thresholds=THRESHOLDS)
     doc["finetune"].update(epochs=2)
+    doc["defend"]["fine_pruning"].update(layer=layer, epochs=2)
+    doc["defend"]["ft"].update(epochs=2)
     (root / "params.yaml").write_text(yaml.safe_dump(doc))
     return root
 
@@ -259,6 +261,17 @@ def test_user_model_runs_the_whole_pipeline(name, faces, tmp_path):
             for w in pruning.channel_weights(net, layer):
                 assert np.all(np.asarray(w)[..., removed] == 0), (w.path, removed)
     assert json.loads((root / "metrics/repaired.json").read_text())
+    for name in ("fine_pruning", "ft"):  # the defenses: their G obeys the rule too
+        folder = root / "models/defenses" / name
+        net = keras.models.load_model(folder / "defended.h5", compile=False)
+        g = variants.load_repaired(folder / "repaired.keras")
+        for x, b_cls in ((test.x, b_test), (bd.x, b_bd)):
+            assert np.array_equal(classes(g, x), np.where(b_cls == classes(net, x), b_cls, K)), name
+    entry = json.loads((root / "models/defenses/fine_pruning/defense.json").read_text())
+    zero = [np.all(np.asarray(w) == 0, axis=tuple(range(np.ndim(w) - 1)))
+            for w in pruning.channel_weights(keras.models.load_model(
+                root / "models/defenses/fine_pruning/defended.h5", compile=False), layer)]
+    assert int(np.logical_and.reduce(zero).sum()) >= entry["channels_pruned"] > 0
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

@@ -1,0 +1,28 @@
+"""evaluate-defenses: every defense of defend.names on the test files, and its G:
+metrics/defenses.json (params: defend.names, defend.default)."""
+from badnet_repair import artifacts, defense, params
+from badnet_repair.atomic import write_json
+from badnet_repair.errors import cli
+from badnet_repair.evaluate import percent, predict_classes
+
+
+@cli
+def main():
+    cfg = params.load("defend")
+    defense.check(cfg)
+    model, info = artifacts.badnet()
+    div = info["input_divisor"]
+    test, bd = artifacts.read_split("test", model), artifacts.read_split("bd_test", model)
+    pred = {"test": predict_classes(model, test.x, div), "bd_test": predict_classes(model, bd.x, div)}
+    out = {"default_defense": cfg["default"], "badnet_clean_accuracy_test": percent(pred["test"], test.y)}
+    for name in cfg["names"]:
+        out.update(defense.score(name, f"{artifacts.DEFENSES_DIR}/{name}", pred, test, bd, div, f"defend@{name}"))
+    write_json(artifacts.DEFENSES_METRICS, out)
+    for name in cfg["names"]:
+        print(f"{name}: clean {out[f'{name}_clean_accuracy_test']:.2f}%, "
+              f"ASR {out[f'{name}_attack_success_rate_test']:.2f}%, G detection "
+              f"{out[f'{name}_detection_rate_test']:.2f}% at FPR {out[f'{name}_false_positive_rate_test']:.2f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""suite defend@NAME: every defense of suite/params.yaml's `defenses` on one suite BadNet,
+then their scores (params: defend; the BadNet's clean validation file is all they read)."""
+import sys
+
+from badnet_repair import params, suite
+from badnet_repair.errors import cli
+
+
+@cli
+def main():
+    name = sys.argv[1]
+    names = suite.defenses()
+    cfg = {"defend": dict(params.load("defend"), names=names)}
+    suite.run_stages(name, [*(["defend.py", d] for d in names), ["evaluate_defenses.py"]], cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The defense suite on the small preset: each defense run by its real stage script on a
+small-preset BadNet. The tests check properties, not lucky numbers: what a defense prunes
+stays exactly zero, no defense reads a poisoned file, G obeys its rule, the scores equal a
+plain recomputation, and the clean-only choice rule does what it says."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from badnet_repair import defense, h5data, nad, params
+from badnet_repair.errors import BadInput
+from badnet_repair.model import build_deepid, keras, load_badnet
+from badnet_repair.neurons import Neurons
+from badnet_repair.repaired import decide
+from badnet_repair.variants import load_repaired
+from stagerun import run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFENSES = list(defense.DEFENSES)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A small-preset BadNet (fetch-data and baseline), then every defense and their scores."""
+    root = tmp_path_factory.mktemp("defenses") / "proj"
+    root.mkdir()
+    doc = yaml.safe_load((ROOT / "presets/small.yaml").read_text())
+    doc["defend"]["names"] = DEFENSES
+    (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    for stage, *args in [("fetch_data",), ("baseline",), *(("defend", d) for d in DEFENSES), ("evaluate_defenses",)]:
+        code, err = run_stage(stage, root, *args)
+        assert code == 0, (stage, args, err)
+    return root
+
+
+def _defended(root, name):
+    return load_badnet(root / "models/defenses" / name / defense.DEFENDED)
+
+
+def test_every_defense_keeps_the_badnets_interface_and_reports_its_clean_only_choice(small):
+    b = load_badnet(small / "models/badnet.h5")
+    cfg = params.load("defend", small / "params.yaml")
+    for name in DEFENSES:
+        net = _defended(small, name)
+        assert net.input_shape == b.input_shape and net.output_shape == b.output_shape, name
+        entry = json.loads((small / "models/defenses" / name / defense.INDEX).read_text())
+        assert entry["defense"] == name
+        assert json.loads((small / "models/defenses" / name / defense.TIME).read_text())["seconds"] > 0
+        assert entry["floor"] == pytest.approx(entry["badnet_holdout_accuracy"] - cfg["budget"], abs=1e-3)
+        tried = entry["tried"]
+        key = next(k for k in tried[0] if k not in ("holdout_accuracy", "neurons_pruned"))
+        # strongest first; every candidate before the chosen one missed the floor
+        assert [t[key] for t in tried] == sorted(cfg[name][key + "s"], reverse=True)[:len(tried)]
+        assert all(t["holdout_accuracy"] < entry["floor"] for t in tried[:-1])
+        kept = tried[-1] if tried[-1]["holdout_accuracy"] >= entry["floor"] else \
+            max(tried, key=lambda t: t["holdout_accuracy"])  # none kept the floor: the best
+        assert kept["holdout_accuracy"] == pytest.approx(entry["holdout_accuracy"], abs=1e-3)
+        assert entry[{"fraction": "fraction_pruned"}.get(key, key)] == kept[key]
+
+
+def test_fine_pruning_keeps_its_pruned_filters_exactly_zero(small):
+    entry = json.loads((small / "models/defenses/fine_pruning" / defense.INDEX).read_text())
+    kernel, bias = _defended(small, "fine_pruning").get_layer("conv_3").get_weights()
+    zero = np.all(kernel.reshape(-1, kernel.shape[-1]) == 0, axis=0) & (bias == 0)
+    assert zero.sum() == entry["channels_pruned"] == round(entry["fraction_pruned"] * 60)
+    assert entry["chosen_epoch"] >= 1  # fine-pruning fine-tunes: B' alone is never the answer
+
+
+@pytest.mark.parametrize("name", ["anp", "rnp"])
+def test_mask_pruning_zeroes_exactly_the_pruned_neurons_and_nothing_else_moves(small, name):
+    entry = json.loads((small / "models/defenses" / name / defense.INDEX).read_text())
+    b, net = load_badnet(small / "models/badnet.h5"), _defended(small, name)
+    zeroed = 0
+    for layer in Neurons(b).layers:
+        k0, *rest0 = b.get_layer(layer.name).get_weights()
+        k1, *rest1 = net.get_layer(layer.name).get_weights()
+        cut = np.all(k1.reshape(-1, k1.shape[-1]) == 0, axis=0) & ~np.all(k0.reshape(-1, k0.shape[-1]) == 0, axis=0)
+        zeroed += int(cut.sum())
+        assert np.array_equal(k1[..., ~cut], k0[..., ~cut])  # the rest untouched
+        assert all(np.array_equal(a, c) for a, c in zip(rest0, rest1))  # biases kept (a pruned neuron is constant)
+    assert zeroed == entry["neurons_pruned"]
+    out = b.layers[-1].name  # the classifier is never masked
+    assert all(np.array_equal(a, c) for a, c in zip(b.get_layer(out).get_weights(), net.get_layer(out).get_weights()))
+
+
+def test_g_of_every_defense_obeys_the_rule_and_the_scores_equal_a_plain_recount(small):
+    b = load_badnet(small / "models/badnet.h5")
+    test, bd = h5data.read(small / h5data.FILES["test"]), h5data.read(small / h5data.FILES["bd_test"])
+    scores = json.loads((small / "metrics/defenses.json").read_text())
+    n = b.output_shape[-1]
+    assert scores["default_defense"] == params.load("defend", small / "params.yaml")["default"]
+    for name in DEFENSES:
+        net = _defended(small, name)
+        g = load_repaired(small / "models/defenses" / name / defense.REPAIRED)
+        for ds, clean in ((test, True), (bd, False)):
+            x = ds.x / 255.0
+            b_cls, d_cls = np.argmax(b.predict(x, verbose=0), 1), np.argmax(net.predict(x, verbose=0), 1)
+            g_cls = np.argmax(g.predict(x, verbose=0), 1)
+            assert np.array_equal(g_cls, np.where(b_cls == d_cls, b_cls, n)), name
+            assert np.array_equal(np.asarray(decide(b_cls, d_cls, n)), g_cls)
+            right = sum(int(p == t) for p, t in zip(d_cls, ds.y))
+            flagged = sum(int(a != c) for a, c in zip(b_cls, d_cls))
+            if clean:
+                assert scores[f"{name}_clean_accuracy_test"] == pytest.approx(100 * right / len(ds.y))
+                assert scores[f"{name}_false_positive_rate_test"] == pytest.approx(100 * flagged / len(ds.y))
+            else:
+                assert scores[f"{name}_attack_success_rate_test"] == pytest.approx(100 * right / len(ds.y))
+                assert scores[f"{name}_detection_rate_test"] == pytest.approx(100 * flagged / len(ds.y))
+
+
+def test_no_defense_reads_a_poisoned_file(small, tmp_path):
+    """Without the poisoned files (removed), every defense stage makes the same nets; and
+    dvc.yaml gives the defense stages no poisoned file to read."""
+    root = tmp_path / "proj"
+    shutil.copytree(small, root, ignore=shutil.ignore_patterns("defenses"))
+    for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5"):
+        (root / rel).unlink()
+    for name in DEFENSES:
+        code, err = run_stage("defend", root, name)
+        assert code == 0, (name, err)
+        for f in (defense.DEFENDED, defense.REPAIRED):  # the same weights (the files' metadata name the run)
+            load = load_repaired if f == defense.REPAIRED else load_badnet
+            again, first = load(root / "models/defenses" / name / f), load(small / "models/defenses" / name / f)
+            assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), first.get_weights())), (name, f)
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["defend"]["do"]["deps"]
+    assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
+    for script in ("stages/defend.py", "stages/suite_defend.py"):
+        assert "bd_" not in (ROOT / script).read_text()
+
+
+def test_the_choice_rule_takes_the_first_candidate_that_keeps_the_floor():
+    class Clean:
+        def holdout_accuracy(self, model):
+            return model
+
+    accs = {5: 90.0, 4: 95.0, 3: 99.0, 2: 99.5}
+    made = []
+
+    def make(c):
+        made.append(c)
+        return accs[c]
+
+    model, c, tried = defense.strongest_within([5, 4, 3, 2], make, Clean(), 98.0, log=lambda s: None)
+    assert (model, c, made) == (99.0, 3, [5, 4, 3])
+    assert [t["holdout_accuracy"] for t in tried] == [90.0, 95.0, 99.0]
+    made.clear()  # none keeps the floor: the best holdout accuracy, whatever its strength
+    accs.update({5: 96.0, 4: 95.0})
+    assert defense.strongest_within([5, 4], make, Clean(), 99.9, log=lambda s: None)[:2] == (96.0, 5)
+    assert made == [5, 4]
+
+
+def test_neuron_masks_of_one_are_b_and_a_zero_mask_is_the_pruned_net():
+    keras.utils.set_random_seed(3)
+    b = build_deepid(7)
+    x = np.random.default_rng(0).random((6, 55, 47, 3)).astype(np.float32)
+    neurons = Neurons(b)
+    assert sorted(layer.name for layer in neurons.layers) == ["conv_1", "conv_2", "conv_3", "conv_4", "fc_1", "fc_2"]
+    ones = [np.ones(n, np.float32) for n in neurons.sizes]
+    assert np.allclose(np.asarray(neurons(x, ones)), b.predict(x, verbose=0), atol=1e-6)
+    rng = np.random.default_rng(1)
+    cut = [rng.random(n) < 0.3 for n in neurons.sizes]
+    masked = neurons(x, [(~c).astype(np.float32) for c in cut])
+    assert np.allclose(np.asarray(masked), neurons.prune(cut).predict(x, verbose=0), atol=1e-6)
+
+
+def test_nad_attention_map_is_the_normalised_channel_mean_of_squares():
+    f = np.random.default_rng(2).normal(size=(3, 4, 5, 6)).astype(np.float32)
+    expected = []
+    for img in f:
+        a = np.array([[sum(img[i, j, c] ** 2 for c in range(6)) / 6 for j in range(5)] for i in range(4)]).ravel()
+        expected.append(a / np.sqrt(sum(v * v for v in a)))
+    assert np.allclose(np.asarray(nad.attention(f)), np.array(expected), atol=1e-6)
+
+
+def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
+    from badnet_repair import ft, ft_sam
+
+    keras.utils.set_random_seed(0)
+    b = build_deepid(5)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 55, 47, 3)).astype(np.float32)
+    y = np.arange(40) % 5
+    clean = defense.Clean(x, y, 0.25, 1, 255.0)
+    cfg = {"learning_rates": [0.001], "epochs": 1, "batch_size": 10, "seed": 1}
+    plain, _ = ft.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    sam, _ = ft_sam.defend(b, clean, dict(cfg, rho=0.0), -1.0, log=lambda s: None)
+    assert all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), sam.get_weights()))
+    sharp, _ = ft_sam.defend(b, clean, dict(cfg, rho=0.5), -1.0, log=lambda s: None)
+    assert not all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), sharp.get_weights()))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
+    (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
+    (lambda c: c["ft"].update(learning_rates=[0.0]), r"'defend.ft.learning_rates' has an out-of-range value 0.0"),
+    (lambda c: c["fine_pruning"].update(fractions=[1.0]), r"'defend.fine_pruning.fractions' has an out-of-range"),
+    (lambda c: c.update(budget=-1.0), r"'defend.budget' must be in \[0, 100\)"),
+])
+def test_bad_defend_params_name_the_param(change, message):
+    import re
+
+    cfg = params.load("defend", ROOT / "params.yaml")
+    change(cfg)
+    with pytest.raises(BadInput, match=message) as exc:
+        defense.check(cfg)
+    assert re.search(message, str(exc.value))
