@@ -148,7 +148,7 @@ def leaderboard_grid(rows) -> str:
     for name, g in rows.groupby("name", sort=False):
         by = {r["defense"]: r for _, r in g.iterrows()}
         first = g.iloc[0]
-        cells = [f"{first['baseline_clean_accuracy_test'] - by[d]['clean_accuracy_test']:.2f} / "
+        cells = [f"{round(first['baseline_clean_accuracy_test'] - by[d]['clean_accuracy_test'], 2) + 0.0:.2f} / "
                  f"{by[d]['attack_success_rate_test']:.2f}" for d in defenses]
         lines.append(f"| {name} | {first['baseline_clean_accuracy_test']:.2f} / "
                      f"{first['baseline_attack_success_rate_test']:.2f} | " + " | ".join(cells) + " |")
