@@ -397,7 +397,8 @@ def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom
     page = (root / "plots/report.html").read_text()
     assert "<script" not in page and not re.findall(r'(?:src|href)="(?!data:)', page)
     images = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
-    assert images == [(root / p).read_bytes() for p in ("plots/prune_sweep.png", "plots/detector.png",
+    assert images == [(root / p).read_bytes() for p in ("plots/leaderboard.png",  # the committed suite's
+                                                         "plots/prune_sweep.png", "plots/detector.png",
                                                          "plots/repaired.png", "plots/samples.png")]
     dom = dump_dom(root / "plots/report.html")
     rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", dom, re.S)]
@@ -410,6 +411,11 @@ def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom
         assert row in rows, row
     chosen = json.loads((root / "metrics/fine_prune.json").read_text())
     assert ["10", str(chosen["x10_chosen_epoch"]), f"{chosen['x10_holdout_accuracy']:.2f}"] in rows
+    scores = json.loads((root / "metrics/defenses.json").read_text())
+    for d in DEFENSES:
+        assert [d + (" (default)" if d == scores["default_defense"] else "")] + [
+            f"{scores[f'{d}_{k}_test']:.2f}" for k in ("clean_accuracy", "attack_success_rate", "detection_rate",
+                                                       "false_positive_rate")] in rows, d
 
 
 @pytest.fixture(scope="module")
