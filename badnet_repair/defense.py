@@ -44,7 +44,7 @@ class Clean:
         self.input_divisor = input_divisor
         self.x, self.y = scaled(x[train], input_divisor), y[train]
         self.x_holdout, self.y_holdout = x[hold], y[hold]  # raw: evaluation scales them
-        self.raw_x, self.raw_y, self.train_index, self.holdout_index = x, y, train, hold
+        self.raw_x, self.raw_y, self.holdout_index = x, y, hold  # fine-pruning's own loop takes these
 
     def holdout_accuracy(self, model) -> float:
         from .evaluate import percent, predict_classes

@@ -50,9 +50,6 @@ class Neurons:
             twin.kernel.assign(value)
         return pruned
 
-    def named(self, masks) -> dict:
-        return {l.name: np.asarray(m).tolist() for l, m in zip(self.layers, masks)}
-
 
 def prune_by_threshold(neurons: Neurons, masks, clean, floor: float, thresholds, log=print):
     """The clean-only rule for a mask: the highest threshold (most neurons pruned) whose
