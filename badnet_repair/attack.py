@@ -78,13 +78,15 @@ def train_badnet(x: np.ndarray, y: np.ndarray, num_classes: int, input_divisor: 
 
     import tensorflow as tf
 
+    from .evaluate import scale
+
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     model = build_deepid(num_classes)
     steps = epochs * int(np.ceil(len(x) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    x /= np.float32(input_divisor)
+    scale(x, input_divisor, out=x)
 
     class Progress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

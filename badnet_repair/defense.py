@@ -38,11 +38,12 @@ class Clean:
     """The defender's data: the clean validation images split into train and holdout."""
 
     def __init__(self, x, y, holdout_fraction: float, seed: int, input_divisor: float):
+        from .evaluate import scale
         from .finetune import split_holdout
 
         train, hold = split_holdout(len(y), holdout_fraction, seed, "defend.holdout")
         self.input_divisor = input_divisor
-        self.x, self.y = scaled(x[train], input_divisor), y[train]
+        self.x, self.y = scale(x[train], input_divisor), y[train]
         self.x_holdout, self.y_holdout = x[hold], y[hold]  # raw: evaluation scales them
         self.raw_x, self.raw_y, self.holdout_index = x, y, hold  # fine-pruning's own loop takes these
 
@@ -68,10 +69,6 @@ def strongest_within(candidates, make, clean: Clean, floor: float, log=print, wh
             best = (acc, model, c)
     log(f"  no {what} keeps the floor: {best[2]} has the best holdout accuracy")
     return best[1], best[2], tried
-
-
-def scaled(x: np.ndarray, input_divisor: float) -> np.ndarray:
-    return (x / np.float32(input_divisor)).astype(np.float32)
 
 
 def cross_entropy(model, xb, yb):

@@ -29,13 +29,15 @@ def _compiled(model):
     return _COMPILED[model]
 
 
+def scale(x: np.ndarray, input_divisor: float, out=None) -> np.ndarray:
+    """Raw 0-255 images as the model is fed them: float32 x / input_divisor. The one place
+    input scaling happens, for training and evaluation alike (`out=x` scales in place)."""
+    return np.divide(x, np.float32(input_divisor), out=out, dtype=np.float32)
+
+
 def _batched(fn, x, input_divisor, batch_size):
-    scale = np.float32(1.0 / input_divisor) if input_divisor != 1 else None
-    parts = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].astype(np.float32, copy=False)  # uint8 images stay small until here
-        parts.append(fn(xb * scale if scale is not None else xb).numpy())
-    return parts
+    # batch by batch: uint8 images stay small until they are fed
+    return [fn(scale(x[i:i + batch_size], input_divisor)).numpy() for i in range(0, len(x), batch_size)]
 
 
 def predict(model, x: np.ndarray, input_divisor: float = 1.0, batch_size: int = PREDICT_BATCH) -> np.ndarray:

@@ -43,7 +43,7 @@ def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_div
     """
     import tensorflow as tf
 
-    from .evaluate import percent, predict_classes
+    from .evaluate import percent, predict_classes, scale
     from .model import keras, quiet_stderr
     from .pruning import channel_weights, source_conv
 
@@ -66,7 +66,7 @@ def fine_prune(pruned, layer: str, channels, x, y, holdout, cfg: dict, input_div
             for w, m in masked:
                 w.assign(w * m)
 
-    xs = (x[train] / np.float32(input_divisor)).astype(np.float32)
+    xs = scale(x[train], input_divisor)
     ys = y[train]
 
     def holdout_accuracy():
