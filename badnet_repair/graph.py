@@ -109,9 +109,6 @@ class Graph:
                 found.setdefault(layer, None)
         return list(found)
 
-    def is_output(self, name: str) -> bool:
-        return any(key[0] == name for key in self.outputs)
-
     def submodel(self, starts: list[str], stops: list, name: str = "sub") -> keras.Model:
         """The model from the outputs of `starts` (layer names; none: the model's input) to
         `stops` (layer names, or (layer, call, index) keys), with the model's own layers.
@@ -163,8 +160,3 @@ class Graph:
                 if ref.key == key and ref.shape is not None:
                     return ref.shape
         return tuple(self.model.outputs[self.outputs.index(key)].shape[1:])  # read by no call: an output
-
-    def output_arg(self, name: str):
-        """The (layer, call, index) key of the one tensor a single-input layer takes."""
-        keys = _refs(list(self.calls[(name, 0)]))
-        return keys[0] if len(keys) == 1 else None

@@ -62,9 +62,9 @@ def test_head_path_on_a_generic_functional_model(activation, layer):
         assert np.allclose(pruning.removed_values(model, layer), 0.5)  # sigmoid(0), not 0
 
 
-def _linear_readers_model(activation):
+def _several_readers_model(activation):
     """Not DeepID: the pruned layer is read by a strided SAME conv, a dilated conv and
-    Flatten -> Dense, so the incremental path applies."""
+    Flatten -> Dense, whose outputs meet again before the classifier."""
     inp = keras.Input((14, 12, 3))
     h = keras.layers.Conv2D(6, 3, activation=activation, name="features")(inp)
     h = keras.layers.MaxPooling2D(2, name="pooled")(h)
@@ -79,21 +79,10 @@ def _linear_readers_model(activation):
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
-@pytest.mark.parametrize("tie", [pruning.TIE, 1.0])  # 1.0 sends every prediction through the exact fallback
-def test_incremental_path_on_a_generic_model(activation, tie, monkeypatch):
-    monkeypatch.setattr(pruning, "TIE", tie)
-    model = _linear_readers_model(activation)
-    assert pruning._linear_split(model, "pooled") is not None
+def test_head_path_on_a_model_with_several_readers(activation):
+    model = _several_readers_model(activation)
     x = np.random.default_rng(2).normal(0, 1, (300, 14, 12, 3)).astype(np.float32)
     _check_head_path(model, "pooled", x, steps=range(7))
-
-
-def test_deepid_uses_the_incremental_path():
-    model = build_deepid(10)
-    pruning.removed_values(model, "pool_3")  # rebuilds sub-models, which adds calls to the layers
-    readers, _, last = pruning._linear_split(model, "pool_3")
-    assert sorted(r.layer.name for r in readers) == ["conv_4", "fc_1"]
-    assert last.name == "output"  # a Dense softmax: the sweep decides on its logits
 
 
 def test_untraceable_and_missing_layers_are_clear_errors():
