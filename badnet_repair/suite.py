@@ -101,7 +101,7 @@ def table(names, root=BADNETS) -> pd.DataFrame:
 
 
 def markdown(rows: pd.DataFrame) -> str:
-    """The suite table as the README shows it, from badnets.csv."""
+    """The suite table as docs/pipeline.md shows it, from badnets.csv."""
     per = [c for c in rows.columns if c.startswith("attack_success_rate_test_")]
     lines = ["| BadNet | triggers → targets | poison rate | clean accuracy % (test) | "
              "ASR % (test, lowest) | ASR % per trigger | training s |", "|---|---|---:|---:|---:|---|---:|"]
@@ -158,7 +158,7 @@ def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
 
 
 def leaderboard_markdown(rows: pd.DataFrame) -> str:
-    """The README's summary: per defense, over the suite's BadNets, the clean loss, the ASR
+    """The leaderboard summary (README, docs/defenses.md): per defense, over the suite's BadNets, the clean loss, the ASR
     and G, and how many BadNets meet the target (ASR <= 1%, loss <= 1 point)."""
     lines = ["| defense | BadNets | clean loss, points (mean / worst) | ASR % (median / worst) | "
              "G detection % (mean) | G false positives % (mean) | target met | seconds (mean) |",

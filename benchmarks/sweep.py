@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from badnet_repair import pruning
+from badnet_repair import docs, pruning
 from badnet_repair.attack import Split, render_split
 from badnet_repair.evaluate import predict
 from badnet_repair.model import build_deepid, keras, load_badnet
@@ -48,6 +48,8 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the CSAW dataset sizes")
     ap.add_argument("--naive-steps", type=int, default=6, help="evenly spaced steps for the naive reference")
     ap.add_argument("--naive-batch", type=int, default=32, help="predict batch size of the naive reference (Keras' default)")
+    ap.add_argument("--out", action="store_true",
+                    help="record the figures in benchmarks/results/sweep.csv (the docs render them)")
     ap.add_argument("--model", help="a BadNet to sweep instead, e.g. models/badnet.h5 after `dvc repro`")
     args = ap.parse_args()
 
@@ -104,6 +106,12 @@ def main() -> int:
         print(f"FAILED: {mismatches} predictions differ between the two methods")
         return 1
     print("identical predictions at every sampled step")
+    if args.out:
+        row = {"key": args.model or "lab3", "model": source, "cpu": docs.machine(), "front_s": f"{t_front:.1f}",
+               "sweep_s": f"{t_sweep:.1f}", "per_step_s": f"{fast_per_step:.3f}",
+               "naive_per_step_s": f"{naive_per_step:.2f}", "ratio": f"{naive_per_step / fast_per_step:.1f}",
+               "identical": f"yes, at {len(sample)} sampled steps", "peak_rss_gb": f"{peak_rss_gb():.2f}"}
+        print(f"recorded in {docs.record('sweep', [row])}")
     return 0
 
 

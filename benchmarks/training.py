@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--only", choices=list(CONFIGS), help=argparse.SUPPRESS)  # one measurement, in-process
     ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
                     help="which to measure (the pipeline's own always comes first)")
+    ap.add_argument("--out", action="store_true",
+                    help="record the figures in benchmarks/results/training.csv (the docs render them)")
     args = ap.parse_args()
     if args.only:
         print(json.dumps(_measure(args.only, args.images, args.epochs)))
@@ -125,6 +127,14 @@ def main() -> None:
     for r in rows:
         print(f"| {r['name']}: {CONFIGS[r['name']]} | {r['images_per_second']:.0f} | "
               f"{r['images_per_second'] / base:.2f}× |")
+    if args.out:
+        from badnet_repair import docs
+
+        cpu = docs.machine()
+        print("recorded in", docs.record("training", [
+            {"key": r["name"], "config": r["name"], "what": CONFIGS[r["name"]],
+             "images_per_s": f"{r['images_per_second']:.0f}", "ratio": f"{r['images_per_second'] / base:.2f}",
+             "cpu": cpu} for r in rows]))
 
 
 if __name__ == "__main__":

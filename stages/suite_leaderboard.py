@@ -13,7 +13,7 @@ def main():
     with atomic_path(OUT) as tmp:
         rows.to_csv(tmp, index=False)
     plots.leaderboard_figure(rows, FIGURE)
-    print(suite.leaderboard_markdown(rows), end="")  # the README's leaderboard
+    print(suite.leaderboard_markdown(rows), end="")  # the leaderboard summary (README, docs/defenses.md)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ def main():
     rows = suite.table(suite.entries())
     with atomic_path(OUT) as tmp:
         rows.to_csv(tmp, index=False)
-    print(suite.markdown(rows), end="")  # the README's suite table
+    print(suite.markdown(rows), end="")  # the suite table (docs/pipeline.md)
 
 
 if __name__ == "__main__":

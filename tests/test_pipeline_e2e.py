@@ -36,7 +36,7 @@ OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/b
         "plots/fine_prune_history.csv", "metrics/fine_prune.json", "metrics/repaired.json", "metrics/results.md",
         "plots/repaired.png", "metrics/defenses.json", "plots/report.html", "plots/plots_template.html"]
 GIT_OUTS = [p for p in OUTS if p.startswith(("metrics/", "plots/")) and not p.endswith(".html")]
-RESTORE = ["git", "checkout", "--", "metrics", "plots"]  # with `dvc checkout`: the README's restore line
+RESTORE = ["git", "checkout", "--", "metrics", "plots"]  # with `dvc checkout`: docs/reliability.md's restore line
 
 
 _run = run_ok
@@ -423,7 +423,7 @@ def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom
 
 @pytest.fixture(scope="module")
 def shared(repo, tmp_path_factory):
-    """What several machines share, set up as the README says: a git remote (a bare repo
+    """What several machines share, set up as docs/sharing.md says: a git remote (a bare repo
     here) and a DVC remote (a local directory here; S3 or GCS for real) committed in .dvc/config."""
     root, env = repo
     base = tmp_path_factory.mktemp("shared")
@@ -470,7 +470,7 @@ def _wait_for_queue(root, env, timeout=1800):
 
 
 def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, shared, tmp_path_factory):
-    """The README's sweep: queue a grid, run it with two workers, compare with `dvc exp show`,
+    """docs/sharing.md's queue: queue a grid, run it with two workers, compare with `dvc exp show`,
     then `dvc exp push` it; another clone pulls and applies one experiment and gets the same files."""
     root, env = repo
     dvc = str(BIN / "dvc")

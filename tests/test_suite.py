@@ -185,10 +185,10 @@ def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
     assert _md5s(root, pick) == before
 
 
-def test_readme_suite_table_is_the_committed_csv():
-    """The README's suite table is `suite.markdown` of metrics/suite/badnets.csv, figure for figure."""
+def test_docs_suite_table_is_the_committed_csv():
+    """docs/pipeline.md's suite table is `suite.markdown` of metrics/suite/badnets.csv, figure for figure."""
     rows = pd.read_csv(ROOT / "metrics/suite/badnets.csv")
-    assert suite.markdown(rows) in (ROOT / "README.md").read_text()
+    assert suite.markdown(rows) in (ROOT / "docs/pipeline.md").read_text()
 
 
 def test_committed_suite_meets_the_attacker_strength():
@@ -230,13 +230,13 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
 
 
 def test_readme_leaderboard_is_the_committed_csv():
-    """The README's leaderboard is `suite.leaderboard_markdown` of the committed CSV, and the
-    CSV covers every BadNet and defense of suite/params.yaml."""
+    """The README's leaderboard summary and docs/defenses.md's grid are rendered from the
+    committed CSV, and the CSV covers every BadNet and defense of suite/params.yaml."""
     board = pd.read_csv(ROOT / suite.LEADERBOARD)
     from badnet_repair.report import leaderboard_grid
 
-    readme = (ROOT / "README.md").read_text()
-    assert suite.leaderboard_markdown(board) in readme and leaderboard_grid(board) in readme
+    assert suite.leaderboard_markdown(board) in (ROOT / "README.md").read_text()
+    assert leaderboard_grid(board) in (ROOT / "docs/defenses.md").read_text()
     names, defenses = suite.entries(ROOT / suite.SUITE_PARAMS), suite.defenses(ROOT / suite.SUITE_PARAMS)
     assert sorted(zip(board["name"], board["defense"])) == sorted((n, d) for n in names for d in defenses)
 

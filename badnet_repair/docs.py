@@ -1,0 +1,344 @@
+"""The tables of README.md and docs/*.md, rendered from committed files.
+
+A page holds each table between `<!-- render: NAME -->` and `<!-- end: NAME -->`;
+`tools/render-docs` rewrites what is between them with RENDERERS[NAME](), and
+`tools/render-docs --check` (run by the tests) fails when a page is stale. So every
+figure the pages show is a committed metric, CSV or params value."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["README.md", "docs/*.md"]
+BLOCK = re.compile(r"(<!-- render: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
+RESULTS = "benchmarks/results"  # what the benchmark scripts measured, one CSV each, with the machine
+
+# Every param of params.yaml, with what it does. A test checks this against params.SCHEMA.
+PARAM_DOCS = {
+    "data.source": "`synthetic` (the embedded benchmark), `csaw-lab3` (the real lab3 data) or `local` (your files)",
+    "data.synthetic.attack": "the trigger: `sunglasses`, `eyebrows`, `lipstick`, `patch`, `blended` or `multi`",
+    "data.synthetic.identities": "identities (classes)",
+    "data.synthetic.train_per_identity": "clean training images per identity (the training set is not kept)",
+    "data.synthetic.valid_per_identity": "validation images per identity, in the clean and the poisoned file",
+    "data.synthetic.test_per_identity": "test images per identity, in the clean and the poisoned file",
+    "data.synthetic.poison_rate": "share of the training set poisoned with each trigger",
+    "data.synthetic.target": "the attacker's target class (`multi`: the first of three consecutive targets)",
+    "data.synthetic.seed": "seeds the identities, every image and the training",
+    "data.synthetic.epochs": "the attacker's training epochs (Adam, cosine decay)",
+    "data.synthetic.batch_size": "the attacker's batch size",
+    "data.synthetic.learning_rate": "the attacker's peak learning rate",
+    "data.synthetic.input_divisor": "the BadNet is fed x / input_divisor",
+    "data.csaw.mirror": "a local directory with `cl/`, `bd/` and `lab3/bd_weights.h5`: no download",
+    "data.csaw.drive_folder": "the public Google Drive folder of the lab3 data",
+    "data.csaw.weights_url": "where the lab3 BadNet weights come from",
+    "data.csaw.weights_sha256": "their checksum",
+    "data.csaw.input_divisor": "lab3's BadNet takes raw 0-255 pixels",
+    "data.local.valid": "your clean validation file (CSAW h5)",
+    "data.local.test": "your clean test file",
+    "data.local.bd_valid": "your poisoned validation file",
+    "data.local.bd_test": "your poisoned test file",
+    "data.local.model": "your BadNet: a full Keras model (.h5 or .keras) or DeepID weights (.h5)",
+    "data.local.input_divisor": "1 if your model takes raw 0-255 pixels, 255 if x / 255",
+    "prune.layer": "the layer whose channels are ranked and removed (a conv layer, or one fed by it channel by channel)",
+    "prune.order": "`ascending`: least active channels first (Fine-Pruning); or `descending`",
+    "prune.thresholds": "the accuracy drops X that pick B'_X",
+    "prune.keep": "`first_past`: the first net at least X below B; `last_within`: the net just before it",
+    "prune.drop": "`absolute`: X in points; `relative`: X in % of B's accuracy",
+    "finetune.optimizer": "`adam`, or `sgd` (momentum 0.9, Nesterov)",
+    "finetune.learning_rate": "peak learning rate, cosine-decayed to 0 over the epochs",
+    "finetune.epochs": "fine-tuning epochs of each B'_X",
+    "finetune.batch_size": "fine-tuning batch size",
+    "finetune.holdout": "share of the clean validation images held out to choose the epoch",
+    "finetune.seed": "seeds the holdout, the shuffling and TensorFlow",
+    "defend.names": "the defenses `dvc repro` runs (always `fine_pruning` and `defend.default`)",
+    "defend.default": "the default defense, named in `metrics/defenses.json`",
+    "defend.holdout": "share of the clean validation images every defense chooses on",
+    "defend.seed": "seeds the holdout and the defenses' training",
+    "defend.budget": "points of holdout accuracy below B's that a defense's setting may cost",
+    "defend.fine_pruning.layer": "the layer whose channels fine-pruning ranks and prunes",
+    "defend.fine_pruning.fractions": "candidates, strongest first: the share of channels pruned",
+    "defend.fine_pruning.optimizer": "`adam` or `sgd`",
+    "defend.fine_pruning.learning_rate": "fine-tuning's peak learning rate",
+    "defend.fine_pruning.epochs": "fine-tuning epochs (the best holdout epoch from 1 on is kept)",
+    "defend.fine_pruning.batch_size": "fine-tuning batch size",
+    "defend.ft.learning_rates": "candidates, strongest first: the learning rate",
+    "defend.ft.epochs": "fine-tuning epochs",
+    "defend.ft.batch_size": "batch size",
+    "defend.nad.learning_rates": "candidates, strongest first: the student's learning rate",
+    "defend.nad.teacher_epochs": "the teacher's fine-tuning epochs",
+    "defend.nad.epochs": "the student's epochs",
+    "defend.nad.batch_size": "batch size",
+    "defend.nad.beta": "weight of the attention loss at each layer",
+    "defend.nad.layers": "the layers whose attention maps are distilled",
+    "defend.anp.eps": "bound of the adversarial perturbation of each neuron's weights and bias",
+    "defend.anp.alpha": "weight of the clean loss against the perturbed loss",
+    "defend.anp.mask_lr": "the masks' learning rate (SGD)",
+    "defend.anp.iterations": "mask optimisation steps",
+    "defend.anp.batch_size": "batch size",
+    "defend.anp.thresholds": "candidates, strongest first: prune neurons whose mask is below (0: none)",
+    "defend.rnp.unlearn_lr": "gradient-ascent learning rate of the unlearning (SGD)",
+    "defend.rnp.unlearn_epochs": "at most this many unlearning epochs",
+    "defend.rnp.unlearn_floor": "stop unlearning at this clean training accuracy (%)",
+    "defend.rnp.recover_lr": "the masks' learning rate in the recovery (SGD)",
+    "defend.rnp.recover_epochs": "recovery epochs",
+    "defend.rnp.batch_size": "batch size",
+    "defend.rnp.thresholds": "candidates, strongest first: prune neurons whose mask is below (0: none)",
+    "defend.ft_sam.learning_rates": "candidates, strongest first: the learning rate",
+    "defend.ft_sam.rho": "radius of the adaptive SAM neighbourhood",
+    "defend.ft_sam.epochs": "fine-tuning epochs",
+    "defend.ft_sam.batch_size": "batch size",
+}
+
+
+def working_tree(path: str) -> str:
+    return (ROOT / path).read_text()
+
+
+def git_index(path: str) -> str:
+    """`path` as staged in git (as committed when nothing is staged): the run the pages
+    describe, even after a `dvc repro` on another CPU has rewritten the working tree's
+    metrics. Outside a git checkout, the working tree's."""
+    import subprocess
+
+    res = subprocess.run(["git", "show", f":{path}"], cwd=ROOT, capture_output=True, text=True)
+    return res.stdout if res.returncode == 0 else working_tree(path)
+
+
+_read = working_tree  # where the renderers read files; render(..., read=git_index) switches
+
+
+def _json(path: str) -> dict:
+    return json.loads(_read(path))
+
+
+def _csv(path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(_read(path))))
+
+
+def _frame(path: str):
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(_read(path)))
+
+
+def _yaml(path: str):
+    return yaml.safe_load(_read(path))
+
+
+def _table(header: list[str], rows: list[list], align: str | None = None) -> str:
+    align = align or "|---" + "|---:" * (len(header) - 1) + "|"
+    return "\n".join(["| " + " | ".join(header) + " |", align] +
+                     ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
+
+
+def _f(v) -> str:
+    return f"{float(v):.2f}"
+
+
+def _thresholds() -> list:
+    return _yaml("params.yaml")["prune"]["thresholds"]
+
+
+def mission() -> str:
+    """B, then B'_X and G_X for every X: the assignment's table (test data)."""
+    b, r = _json("metrics/baseline.json"), _json("metrics/repaired.json")
+    rows = [["B", "0", "0", "0.000", _f(b["clean_accuracy_test"]), _f(b["attack_success_rate_test"]), "", ""]]
+    for x in _thresholds():
+        p = f"x{x:g}_"
+        if not r[p + "reached"]:
+            rows.append([f"B'_{x:g}, G_{x:g}", f"{x:g}", "not reached", "", "", "", "", ""])
+            continue
+        n, frac = r[p + "channels_pruned"], f"{r[p + 'fraction_pruned']:.3f}"
+        rows.append([f"B'_{x:g} (pruned)", f"{x:g}", n, frac, _f(r[p + "pruned_clean_accuracy"]),
+                     _f(r[p + "pruned_attack_success_rate"]), "", ""])
+        rows.append([f"G_{x:g} (repaired)", f"{x:g}", n, frac, _f(r[p + "repaired_clean_accuracy"]),
+                     _f(r[p + "repaired_attack_success_rate"]), _f(r[p + "repaired_detection_rate"]),
+                     _f(r[p + "repaired_false_positive_rate"])])
+    return _table(["net", "X (points)", "channels pruned", "fraction pruned", "clean accuracy %",
+                   "attack success rate %", "detection rate %", "false-positive rate %"], rows)
+
+
+def fine_pruned() -> str:
+    """The fine-pruned B'_X and their G (test data)."""
+    r, fp = _json("metrics/repaired.json"), _json("metrics/fine_prune.json")
+    rows = []
+    for x in _thresholds():
+        p = f"x{x:g}_fine_"
+        if not r[p + "reached"]:
+            continue
+        rows.append([f"{x:g}", r[p + "channels_pruned"], fp.get(f"x{x:g}_chosen_epoch", ""),
+                     _f(r[p + "pruned_clean_accuracy"]), _f(r[p + "pruned_attack_success_rate"]),
+                     _f(r[p + "repaired_clean_accuracy"]), _f(r[p + "repaired_detection_rate"]),
+                     _f(r[p + "repaired_false_positive_rate"])])
+    return _table(["X (points)", "channels pruned", "chosen epoch", "B' clean accuracy %", "B' ASR %",
+                   "G clean accuracy %", "G detection rate %", "G false-positive rate %"], rows)
+
+
+def attack() -> str:
+    """The default BadNet and its training set (metrics/attack.json)."""
+    a = _json("metrics/attack.json")
+    return _table(["trigger", "target", "poison rate", "training images (poisoned)", "training accuracy %",
+                   "clean validation accuracy %", "ASR on bd_valid %"],
+                  [[a["attack"], a["target"], a["poison_rate"], f"{a['train_images']} ({a['train_poisoned']})",
+                    _f(a["train_accuracy"]), _f(a["clean_valid_accuracy"]), _f(a["attack_success_rate"])]])
+
+
+def defenses() -> str:
+    """Every defense of `dvc repro` on the default BadNet (metrics/defenses.json)."""
+    m = _json("metrics/defenses.json")
+    names = [k.removesuffix("_clean_accuracy_test") for k in m
+             if k.endswith("_clean_accuracy_test") and k != "badnet_clean_accuracy_test"]
+    rows = [["B (no defense)", _f(m["badnet_clean_accuracy_test"]),
+             _f(_json("metrics/baseline.json")["attack_success_rate_test"]), "", ""]]
+    for d in names:
+        label = f"{d} (default)" if d == m["default_defense"] else d
+        rows.append([label] + [_f(m[f"{d}_{k}_test"]) for k in
+                               ("clean_accuracy", "attack_success_rate", "detection_rate", "false_positive_rate")])
+    return _table(["defense", "clean accuracy %", "ASR %", "G detection %", "G false positives %"], rows)
+
+
+def _leaderboard():
+    from .suite import LEADERBOARD
+
+    return _frame(LEADERBOARD)
+
+
+def leaderboard() -> str:
+    from .suite import leaderboard_markdown
+
+    return leaderboard_markdown(_leaderboard())
+
+
+def leaderboard_grid() -> str:
+    from .report import leaderboard_grid as grid
+
+    return grid(_leaderboard())
+
+
+def suite_badnets() -> str:
+    from .suite import markdown
+
+    return markdown(_frame("metrics/suite/badnets.csv"))
+
+
+def frontier() -> str:
+    """The oracle fine-pruning frontier (plots/fine_prune_frontier.csv): it reads bd_valid."""
+    rows = [[r["channels_pruned"], "none (B' only)" if r["optimizer"] == "none" else
+             f"{r['optimizer']}, lr {float(r['learning_rate']):g}, {r['epochs']} epochs", r["chosen_epoch"],
+             _f(r["holdout_accuracy"]), _f(r["attack_success_rate_valid"]), _f(r["clean_accuracy_test"]),
+             _f(r["attack_success_rate_test"])] for r in _csv("plots/fine_prune_frontier.csv")]
+    return _table(["channels pruned", "fine-tuning", "chosen epoch", "holdout accuracy %", "ASR bd_valid %",
+                   "clean accuracy test %", "ASR bd_test %"], rows)
+
+
+def params() -> str:
+    """Every param, its value in params.yaml and what it does."""
+    doc = _yaml("params.yaml")
+
+    def leaves(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from leaves(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    def value(v):
+        if isinstance(v, list):
+            return "[" + ", ".join(str(i) for i in v) + "]"
+        return f"`{v}`" if isinstance(v, str) and v else ('`""`' if v == "" else str(v))
+
+    return _table(["param", "default", "what it does"],
+                  [[f"`{k}`", value(v), PARAM_DOCS[k]] for k, v in leaves(doc)], "|---|---|---|")
+
+
+def commands() -> str:
+    """The README's two commands, timed in a fresh clone (benchmarks/results/commands.csv)."""
+    rows = _csv(f"{RESULTS}/commands.csv")
+    return _table(["command", "CPU (`lscpu`), 2 cores", "wall time", "measured beside"],
+                  [[r["command"], r["cpu"], r["wall_time"], r["beside"]] for r in rows], "|---|---|---:|---|")
+
+
+def sweep() -> str:
+    """benchmarks/sweep.py's rows (benchmarks/results/sweep.csv)."""
+    rows = _csv(f"{RESULTS}/sweep.csv")
+    return _table(["BadNet swept", "CPU", "front, once (s)", "sweep, 61 steps (s)", "per step (s)",
+                   "naive, per step (s)", "ratio", "identical predictions"],
+                  [[r["model"], r["cpu"], r["front_s"], r["sweep_s"], r["per_step_s"], r["naive_per_step_s"],
+                    f"**{r['ratio']}×**", r["identical"]] for r in rows], "|---|---|---:|---:|---:|---:|---:|---|")
+
+
+def training() -> str:
+    """benchmarks/training.py's rows (benchmarks/results/training.csv)."""
+    rows = _csv(f"{RESULTS}/training.csv")
+    return _table(["training", "images/s", "ratio to the pipeline's", "CPU"],
+                  [[f"{r['config']}: {r['what']}", r["images_per_s"], f"{r['ratio']}×", r["cpu"]] for r in rows],
+                  "|---|---:|---:|---|")
+
+
+def defense_times() -> str:
+    """Each defense's wall time per BadNet over the suite (metrics/suite/leaderboard.csv)."""
+    lb = _leaderboard()
+    cpu = _csv(f"{RESULTS}/machines.csv")
+    where = {r["run"]: r["cpu"] for r in cpu}["leaderboard"]
+    rows = [[d, f"{g['seconds'].mean():.0f}", f"{g['seconds'].max():.0f}", where]
+            for d, g in lb.groupby("defense", sort=False)]
+    return _table(["defense", "mean s per BadNet", "max s", "CPU"], rows, "|---|---:|---:|---|")
+
+
+RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
+                                     suite_badnets, frontier, params, commands, sweep, training, defense_times)}
+
+
+def pages(root: Path = ROOT) -> list[Path]:
+    return sorted(p for pattern in PAGES for p in root.glob(pattern))
+
+
+def render(text: str, where: str = "page", read=working_tree) -> str:
+    """`text` with every render block refilled from the files `read` gives."""
+    global _read
+
+    def fill(m):
+        name = m.group(2)
+        if name not in RENDERERS:
+            raise KeyError(f"{where}: unknown render block {name!r}")
+        return m.group(1) + "\n" + RENDERERS[name]() + "\n" + m.group(4)
+
+    _read, before = read, _read
+    try:
+        return BLOCK.sub(fill, text)
+    finally:
+        _read = before
+
+
+def machine() -> str:
+    """This CPU as the pages name it: model, family and whether it has AVX-512 (`lscpu`)."""
+    info = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    avx = "AVX-512" if "avx512f" in info.get("flags", "").split() else "no AVX-512"
+    return f"{info.get('model name', 'unknown CPU')}, family {info.get('cpu family', '?')}, {avx}"
+
+
+def record(name: str, rows: list[dict], root: Path = ROOT) -> Path:
+    """Replace benchmarks/results/NAME.csv's rows for the same `key` with `rows` (each with
+    a `cpu` column), so a rerun updates the figures the pages render."""
+    path = root / RESULTS / f"{name}.csv"
+    old = list(csv.DictReader(io.StringIO(path.read_text()))) if path.exists() else []
+    keys = {r["key"] for r in rows}
+    out = [r for r in old if r["key"] not in keys] + rows
+    fields = list(dict.fromkeys(k for r in out for k in r))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        w.writeheader()
+        w.writerows(out)
+    return path

@@ -1,0 +1,175 @@
+"""README.md and docs/: short, every link resolves, every table equals the committed files."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from badnet_repair import docs
+from badnet_repair.params import SCHEMA
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README] + sorted((ROOT / "docs").glob("*.md"))
+TOPICS = ["pipeline", "defenses", "params", "speed", "reliability", "sharing", "data-format"]
+
+
+def _block(text: str, name: str) -> str:
+    m = re.search(rf"<!-- render: {name} -->\n(.*?)<!-- end: {name} -->", text, re.S)
+    assert m, f"no {name} block"
+    return m.group(1)
+
+
+def _cells(table: str) -> list[list[str]]:
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[2:]]
+    return [[c.strip() for c in r] for r in rows]
+
+
+def test_readme_is_short_and_docs_has_every_topic():
+    assert len(README.read_text().splitlines()) <= 200
+    for topic in TOPICS:
+        assert (ROOT / "docs" / f"{topic}.md").is_file(), topic
+        assert f"(docs/{topic}.md)" in README.read_text(), f"README does not link docs/{topic}.md"
+
+
+def test_every_page_is_rendered_from_the_committed_files():
+    """tools/render-docs --check: each table between render markers is what the files give."""
+    res = subprocess.run([sys.executable, str(ROOT / "tools/render-docs"), "--check"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    used = {name for p in PAGES for name in re.findall(r"<!-- render: ([\w-]+) -->", p.read_text())}
+    assert used == set(docs.RENDERERS), "a renderer no page uses, or the other way round"
+
+
+def test_a_stale_block_is_refilled_and_an_unknown_one_refused():
+    stale = "x\n<!-- render: defenses -->\n| old | table |\n<!-- end: defenses -->\ny\n"
+    fresh = docs.render(stale)
+    assert "| old | table |" not in fresh and fresh.startswith("x\n") and fresh.endswith("y\n")
+    assert docs.render(fresh) == fresh
+    with pytest.raises(KeyError, match="unknown render block 'nope'"):
+        docs.render("<!-- render: nope -->\n<!-- end: nope -->", "page.md")
+
+
+def test_mission_table_by_hand():
+    """Each figure of the README's mission table, from the JSON files directly."""
+    b = json.loads((ROOT / "metrics/baseline.json").read_text())
+    r = json.loads((ROOT / "metrics/repaired.json").read_text())
+    rows = _cells(_block(README.read_text(), "mission"))
+    assert rows[0][4:6] == [f"{b['clean_accuracy_test']:.2f}", f"{b['attack_success_rate_test']:.2f}"]
+    thresholds = yaml.safe_load((ROOT / "params.yaml").read_text())["prune"]["thresholds"]
+    assert len(rows) == 1 + 2 * len(thresholds)
+    for i, x in enumerate(thresholds):
+        pruned, repaired = rows[1 + 2 * i], rows[2 + 2 * i]
+        p = f"x{x}_"
+        assert pruned[0].startswith(f"B'_{x}") and repaired[0].startswith(f"G_{x}")
+        assert int(pruned[2]) == r[p + "channels_pruned"] and float(pruned[3]) == round(r[p + "fraction_pruned"], 3)
+        assert float(pruned[4]) == round(r[p + "pruned_clean_accuracy"], 2)
+        assert float(pruned[5]) == round(r[p + "pruned_attack_success_rate"], 2)
+        for col, key in zip(range(4, 8), ["clean_accuracy", "attack_success_rate", "detection_rate",
+                                          "false_positive_rate"]):
+            assert float(repaired[col]) == round(r[p + "repaired_" + key], 2)
+
+
+def test_default_defenses_table_by_hand():
+    m = json.loads((ROOT / "metrics/defenses.json").read_text())
+    rows = _cells(_block((ROOT / "docs/defenses.md").read_text(), "defenses"))
+    names = yaml.safe_load((ROOT / "params.yaml").read_text())["defend"]["names"]
+    assert [r[0].split()[0] for r in rows[1:]] == names
+    for row, d in zip(rows[1:], names):
+        assert ("(default)" in row[0]) == (d == m["default_defense"])
+        assert [float(c) for c in row[1:]] == [round(m[f"{d}_{k}_test"], 2) for k in
+                                               ("clean_accuracy", "attack_success_rate", "detection_rate",
+                                                "false_positive_rate")]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_every_link_resolves():
+    checked = 0
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"https?://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            assert dest.exists(), f"{page.relative_to(ROOT)}: link to {target}: no such file"
+            if anchor:
+                assert anchor in _anchors(dest), f"{page.relative_to(ROOT)}: link to {target}: no such heading"
+            checked += 1
+    assert checked >= 20
+
+
+# A measured figure: a decimal with a unit, or a duration or size. Rendered blocks and code
+# are exempt; everything else must point at a table instead of quoting a number.
+FACTS = {"2.2 GB"}  # the lab3 download's size: a property of the data, not a measurement here
+FIGURE = re.compile(r"\b\d+\.\d+\s?(?:%|×|s\b|min\b|GB\b|MB\b)|\b\d+\s?(?:min|ms|GB|MB)\b|\b\d+\s?s\b")
+
+
+def test_no_figure_outside_the_rendered_tables():
+    bad = []
+    for page in PAGES:
+        text = re.sub(r"<!-- render: ([\w-]+) -->.*?<!-- end: \1 -->", "", page.read_text(), flags=re.S)
+        text = re.sub(r"```.*?```", "", text, flags=re.S)
+        for line in text.splitlines():
+            bad += [f"{page.relative_to(ROOT)}: {m.group(0)!r} in: {line.strip()}" for m in FIGURE.finditer(line)
+                    if m.group(0) not in FACTS]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_figure_lint_catches_figures():
+    assert FIGURE.search("took 14 min 3 s") and FIGURE.search("ASR 57.18 %") and FIGURE.search("36.8×")
+    assert not FIGURE.search("55×47×3, 1283 classes, X = 2, 4 and 10, at most 1 %")
+
+
+def _leaves(schema, prefix=""):
+    for k, v in schema.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def test_every_param_is_documented():
+    assert set(_leaves(SCHEMA)) == set(docs.PARAM_DOCS)
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(_leaves(doc)) == set(docs.PARAM_DOCS)
+    table = _block((ROOT / "docs/params.md").read_text(), "params")
+    for name in docs.PARAM_DOCS:
+        assert f"| `{name}` |" in table, name
+
+
+def test_record_replaces_the_rows_of_the_same_key(tmp_path):
+    docs.record("bench", [{"key": "a", "v": "1", "cpu": "X"}, {"key": "b", "v": "2", "cpu": "X"}], root=tmp_path)
+    docs.record("bench", [{"key": "a", "v": "3", "cpu": "Y"}], root=tmp_path)
+    lines = (tmp_path / docs.RESULTS / "bench.csv").read_text().splitlines()
+    assert lines == ["key,v,cpu", "b,2,X", "a,3,Y"]
+
+
+def test_the_readme_claims_hold_for_the_committed_files():
+    """The README's sentences about its tables: pruning alone leaves the backdoor (every B'_X
+    keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), and no defense
+    meets the target on any BadNet of the suite."""
+    import pandas as pd
+
+    readme = README.read_text()
+    r = json.loads((ROOT / "metrics/repaired.json").read_text())
+    assert "Pruning alone leaves this backdoor in place" in readme
+    for x in yaml.safe_load((ROOT / "params.yaml").read_text())["prune"]["thresholds"]:
+        assert r[f"x{x}_pruned_attack_success_rate"] > 90 and r[f"x{x}_repaired_detection_rate"] < 10, x
+    board = pd.read_csv(ROOT / "metrics/suite/leaderboard.csv")
+    met = (board["attack_success_rate_test"] <= 1.0) & \
+        (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
+    assert "No defense meets the target on any BadNet" in readme
+    assert not met.any(), board[met]
