@@ -281,6 +281,14 @@ def training() -> str:
                   "|---|---:|---:|---|")
 
 
+def evaluation() -> str:
+    """benchmarks/evaluate.py's rows (benchmarks/results/evaluate.csv)."""
+    rows = _csv(f"{RESULTS}/evaluate.csv")
+    return _table(["routine", "images", "seconds (fastest of 3)", "time / the project's", "CPU"],
+                  [[r["routine"], r["images"], r["seconds"], f"{r['ratio']}×", r["cpu"]] for r in rows],
+                  "|---|---:|---:|---:|---|")
+
+
 def defense_times() -> str:
     """Each defense's wall time per BadNet over the suite (metrics/suite/leaderboard.csv)."""
     lb = _leaderboard()
@@ -292,7 +300,8 @@ def defense_times() -> str:
 
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
-                                     suite_badnets, frontier, params, commands, sweep, training, defense_times)}
+                                     suite_badnets, frontier, params, commands, sweep, evaluation, training,
+                                     defense_times)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
