@@ -23,11 +23,12 @@ DEFENSES = {
     "anp": ("anp", "Wu and Wang, Adversarial Neuron Pruning, NeurIPS 2021"),
     "rnp": ("rnp", "Li et al., Reconstructive Neuron Pruning, ICML 2023"),
     "ft_sam": ("ft_sam", "Zhu et al., Fine-Tuning with Sharpness-Aware Minimization, ICCV 2023"),
+    "i_bau": ("i_bau", "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergradient, ICLR 2022"),
 }
 
 
 def module(name: str):
-    from . import anp, fine_pruning, ft, ft_sam, nad, rnp  # noqa: F401  (named, so dvc.yaml's deps see them)
+    from . import anp, fine_pruning, ft, ft_sam, i_bau, nad, rnp  # noqa: F401  (named, so dvc.yaml's deps see them)
 
     if name not in DEFENSES:
         raise BadInput(f"{PARAMS_FILE}: unknown defense {name!r} (known: {', '.join(DEFENSES)})")
@@ -152,7 +153,8 @@ def check(cfg: dict) -> None:
             for v in value if isinstance(value, list) else [value]:
                 bad = (key in ("fractions",) and not 0 < v < 1 or key == "thresholds" and not 0 <= v <= 1
                        or isinstance(v, (int, float)) and v < 0
-                       or key in ("epochs", "batch_size", "iterations", "learning_rate", "learning_rates") and v <= 0)
+                       or key in ("epochs", "batch_size", "iterations", "learning_rate", "learning_rates", "rounds", "bound",
+                                  "perturbation_lr", "perturbation_batch_size", "perturbed", "clipnorm") and v <= 0)
                 if bad:
                     raise BadInput(f"{PARAMS_FILE}: 'defend.{name}.{key}' has an out-of-range value {v}")
 

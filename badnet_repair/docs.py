@@ -93,6 +93,16 @@ PARAM_DOCS = {
     "defend.ft_sam.rho": "radius of the adaptive SAM neighbourhood",
     "defend.ft_sam.epochs": "fine-tuning epochs",
     "defend.ft_sam.batch_size": "batch size",
+    "defend.i_bau.learning_rates": "candidates, strongest first: the unlearning's learning rate (Adam)",
+    "defend.i_bau.rounds": "rounds of (universal perturbation, one epoch of unlearning)",
+    "defend.i_bau.bound": "L2 radius of the universal perturbation, on inputs scaled to [0, 1]",
+    "defend.i_bau.perturbation_lr": "gradient-ascent step of the perturbation",
+    "defend.i_bau.perturbation_batch_size": "batch size of the perturbation's ascent",
+    "defend.i_bau.perturbed": "images of each unlearning batch that also go in carrying the perturbation",
+    "defend.i_bau.clipnorm": "the unlearning's gradient-norm clip",
+    "defend.i_bau.batch_size": "batch size of the unlearning and the recovery",
+    "defend.i_bau.recover_lr": "learning rate of the recovery fine-tuning (Adam, cosine to 0)",
+    "defend.i_bau.recover_epochs": "recovery fine-tuning epochs",
 }
 
 

@@ -46,8 +46,8 @@ SCHEMA = {
         "seed": int,
     },
     "defend": {
-        "names": [("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam")],
-        "default": ("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam"),
+        "names": [("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam", "i_bau")],
+        "default": ("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam", "i_bau"),
         "holdout": float,
         "seed": int,
         "budget": float,
@@ -61,6 +61,9 @@ SCHEMA = {
         "rnp": {"unlearn_lr": float, "unlearn_epochs": int, "unlearn_floor": float, "recover_lr": float,
                 "recover_epochs": int, "batch_size": int, "thresholds": [float]},
         "ft_sam": {"learning_rates": [float], "rho": float, "epochs": int, "batch_size": int},
+        "i_bau": {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
+                  "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
+                  "recover_lr": float, "recover_epochs": int},
     },
 }
 

@@ -192,12 +192,68 @@ def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
     assert not all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), sharp.get_weights()))
 
 
+I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
+         "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1}
+
+
+def _tiny(classes=5, n=40):
+    keras.utils.set_random_seed(0)
+    b = build_deepid(classes)
+    x = np.random.default_rng(0).integers(0, 256, (n, 55, 47, 3)).astype(np.float32)
+    return b, defense.Clean(x, np.arange(n) % classes, 0.25, 1, 255.0)
+
+
+def test_i_bau_perturbation_stays_in_its_ball_and_raises_the_loss():
+    """One batch: the perturbation is the loss gradient at zero, scaled onto the ball (or
+    left inside it); several batches: it stays inside and raises the mean loss."""
+    import tensorflow as tf
+
+    from badnet_repair import i_bau
+
+    b, clean = _tiny()
+    labels = np.argmax(b.predict(clean.x, verbose=0), 1)
+
+    def loss(delta):
+        return float(np.mean(keras.losses.sparse_categorical_crossentropy(labels, b(clean.x + delta))))
+
+    zero = tf.zeros((1,) + clean.x.shape[1:])
+    with tf.GradientTape() as tape:
+        tape.watch(zero)
+        value = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, b(clean.x + zero)))
+    g = tape.gradient(value, zero).numpy()
+    for bound in (1e-3, 1e6):  # on the sphere, and inside the ball
+        cfg = dict(I_BAU, bound=bound, perturbation_batch_size=len(labels), perturbation_lr=0.5)
+        delta = i_bau.perturbation(b, clean.x, labels, cfg, np.random.default_rng(0))
+        step = 0.5 * g * min(1.0, bound / np.linalg.norm(0.5 * g))
+        assert np.allclose(delta, step, rtol=1e-4, atol=1e-9), bound
+    cfg = dict(I_BAU, bound=2.0)
+    delta = i_bau.perturbation(b, clean.x, labels, cfg, np.random.default_rng(0))
+    assert np.linalg.norm(delta) <= 2.0 * (1 + 1e-5)
+    assert loss(delta) > loss(0.0)
+
+
+def test_i_bau_without_rounds_is_its_recovery_fine_tuning_and_with_rounds_reports_them():
+    from badnet_repair import i_bau
+
+    b, clean = _tiny()
+    plain = defense.copy(b)
+    defense.fit(plain, clean.x, clean.y, epochs=1, batch_size=10, learning_rate=0.001, seed=1, log=lambda s: None)
+    none, facts = i_bau.defend(b, clean, dict(I_BAU, rounds=0), -1.0, log=lambda s: None)
+    assert all(np.array_equal(p, q) for p, q in zip(plain.get_weights(), none.get_weights()))
+    assert facts["perturbations"] == []
+    some, facts = i_bau.defend(b, clean, I_BAU, -1.0, log=lambda s: None)
+    assert not all(np.allclose(p, q, atol=1e-6) for p, q in zip(plain.get_weights(), some.get_weights()))
+    assert len(facts["perturbations"]) == 2
+    assert all(r["norm"] <= 3.0 * (1 + 1e-5) and 0 < r["top_class_share"] <= 1 for r in facts["perturbations"])
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
     (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
     (lambda c: c["ft"].update(learning_rates=[0.0]), r"'defend.ft.learning_rates' has an out-of-range value 0.0"),
     (lambda c: c["fine_pruning"].update(fractions=[1.0]), r"'defend.fine_pruning.fractions' has an out-of-range"),
     (lambda c: c.update(budget=-1.0), r"'defend.budget' must be in \[0, 100\)"),
+    (lambda c: c["i_bau"].update(bound=0.0), r"'defend.i_bau.bound' has an out-of-range value 0.0"),
 ])
 def test_bad_defend_params_name_the_param(change, message):
     import re
