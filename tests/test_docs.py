@@ -167,7 +167,7 @@ def test_record_replaces_the_rows_of_the_same_key(tmp_path):
 def test_the_readme_claims_hold_for_the_committed_files():
     """The README's sentences about its tables: pruning alone leaves the backdoor (every B'_X
     keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), and no defense
-    meets the target on any BadNet of the suite."""
+    meets the target on any BadNet of the suite but I-BAU, which meets it on some, not all."""
     import pandas as pd
 
     readme = README.read_text()
@@ -178,5 +178,7 @@ def test_the_readme_claims_hold_for_the_committed_files():
     board = pd.read_csv(io.StringIO(docs.git_index("metrics/suite/leaderboard.csv")))
     met = (board["attack_success_rate_test"] <= 1.0) & \
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
-    assert "No defense meets the target on any BadNet" in readme
-    assert not met.any(), board[met]
+    assert "Only I-BAU, the default, meets the target, and not on every BadNet" in readme
+    assert set(board[met]["defense"]) == {"i_bau"}, board[met]
+    assert not met[board["defense"] == "i_bau"].all()
+    assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
