@@ -51,6 +51,7 @@ def built(tmp_path_factory):
     doc["finetune"].update(epochs=2, batch_size=8)
     doc["defend"]["fine_pruning"].update(epochs=1, batch_size=8)
     doc["defend"]["ft"].update(epochs=1, batch_size=8, learning_rates=[0.001])
+    doc["defend"].update(names=["fine_pruning", "ft"], default="fine_pruning")  # the two after_fetch runs
     (root / "params.yaml").write_text(yaml.safe_dump(doc))
     for name, *args in after_fetch(THRESHOLDS):
         code, err = run_stage(name, root, *args)
