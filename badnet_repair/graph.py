@@ -84,10 +84,12 @@ class Graph:
         self.inputs, self.outputs = _endpoints(cfg["input_layers"]), _endpoints(cfg["output_layers"])
         self.input_shapes = {key: tuple(t.shape[1:]) for key, t in zip(self.inputs, model.inputs)}
 
-    def layer(self, name: str):
+    def layer(self, name: str, param: str = "prune.layer", would_do=None):
+        """The layer `name`, or BadInput naming `param` and the layers that would do
+        (`would_do`, default all)."""
         if name not in self.layers:
-            raise BadInput(f"params.yaml: 'prune.layer' is {name!r}, but the model has no such layer "
-                           f"(layers: {', '.join(self.layers)})")
+            raise BadInput(f"params.yaml: '{param}' is {name!r}, but the model has no such layer "
+                           f"(layers that would do: {', '.join(would_do if would_do is not None else self.layers)})")
         return self.layers[name]
 
     def parents(self, name: str) -> list[str]:

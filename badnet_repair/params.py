@@ -12,7 +12,10 @@ from .errors import BadInput
 PARAMS_FILE = "params.yaml"
 PARAMS_ENV = "BADNET_REPAIR_PARAMS"  # another params file (the attack suite feeds each BadNet its own)
 
-# Each leaf is the accepted type(s), or a tuple of allowed string values (an enum).
+# Each leaf is the accepted type(s), or a tuple of allowed string values (an enum). A list
+# [type] is a non-empty list, [type, ...] one that may be empty. OTHER in a mapping admits
+# further keys whose values are mappings, checked elsewhere.
+OTHER = "*"
 SCHEMA = {
     "data": {
         "source": ("synthetic", "csaw-lab3", "local"),
@@ -45,25 +48,15 @@ SCHEMA = {
         "holdout": float,
         "seed": int,
     },
+    # The shared params of the defenses; each defense's own section (defend.NAME) is
+    # checked against the schema its module declares (badnet_repair/defenses/NAME.py: PARAMS).
     "defend": {
-        "names": [("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam", "i_bau")],
-        "default": ("fine_pruning", "ft", "nad", "anp", "rnp", "ft_sam", "i_bau"),
+        "names": [str],
+        "default": str,
         "holdout": float,
         "seed": int,
         "budget": float,
-        "fine_pruning": {"layer": str, "fractions": [float], "optimizer": ("adam", "sgd"), "learning_rate": float,
-                         "epochs": int, "batch_size": int},
-        "ft": {"learning_rates": [float], "epochs": int, "batch_size": int},
-        "nad": {"learning_rates": [float], "teacher_epochs": int, "epochs": int, "batch_size": int, "beta": float,
-                "layers": [str]},
-        "anp": {"eps": float, "alpha": float, "mask_lr": float, "iterations": int, "batch_size": int,
-                "thresholds": [float]},
-        "rnp": {"unlearn_lr": float, "unlearn_epochs": int, "unlearn_floor": float, "recover_lr": float,
-                "recover_epochs": int, "batch_size": int, "thresholds": [float]},
-        "ft_sam": {"learning_rates": [float], "rho": float, "epochs": int, "batch_size": int},
-        "i_bau": {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
-                  "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
-                  "recover_lr": float, "recover_epochs": int},
+        OTHER: dict,
     },
 }
 
@@ -73,13 +66,17 @@ def _check(value, schema, name: str):
         if not isinstance(value, dict):
             raise BadInput(f"{PARAMS_FILE}: '{name}' must be a mapping, got {value!r}")
         unknown = sorted(set(value) - set(schema))
-        if unknown:
+        if unknown and OTHER not in schema:
             raise BadInput(f"{PARAMS_FILE}: unknown param '{name}.{unknown[0]}' (known: {', '.join(schema)})")
-        missing = sorted(set(schema) - set(value))
+        missing = sorted(set(schema) - set(value) - {OTHER})
         if missing:
             raise BadInput(f"{PARAMS_FILE}: missing param '{name}.{missing[0]}'")
-        return {k: _check(value[k], schema[k], f"{name}.{k}") for k in schema}
+        for k in unknown:  # OTHER: a mapping, checked by its owner
+            _check(value[k], schema[OTHER], f"{name}.{k}")
+        return {k: _check(value[k], schema[k], f"{name}.{k}") if k in schema else value[k] for k in value}
     if isinstance(schema, list):
+        if isinstance(value, list) and not value and schema[1:] == [...]:
+            return []
         if not isinstance(value, list) or not value:
             raise BadInput(f"{PARAMS_FILE}: '{name}' must be a non-empty list, got {value!r}")
         return [_check(v, schema[0], f"{name}[{i}]") for i, v in enumerate(value)]
@@ -96,9 +93,10 @@ def _check(value, schema, name: str):
     return value
 
 
-def check_section(name: str, value) -> dict:
-    """Validate an in-memory params section (used by tests and by `load`)."""
-    return _check(value, SCHEMA[name], name)
+def check_section(name: str, value, schema=None) -> dict:
+    """Validate an in-memory params section (used by tests and by `load`) against SCHEMA's,
+    or against `schema` (a defense's own section)."""
+    return _check(value, SCHEMA[name] if schema is None else schema, name)
 
 
 def load(section: str, path=None) -> dict:

@@ -51,29 +51,61 @@ def _why_not_channelwise(graph, layer) -> str | None:
     return None
 
 
-def channel_path(model, layer_name: str) -> list:
-    """[conv, ..., layer]: the Conv2D whose filters make `layer_name`'s channels, then the
-    channel-wise layers up to it. BadInput naming the layer that breaks the path."""
-    graph = Graph(model)
-    layer = graph.layer(layer_name)
+def _trace(graph, layer_name: str):
+    """[conv, ..., layer] or the reason the channels of `layer_name` do not come from one conv."""
+    layer = graph.layers[layer_name]
     path = [layer]
     while not isinstance(layer, keras.layers.Conv2D):
         why = _why_not_channelwise(graph, layer)
         if why:
-            raise BadInput(f"params.yaml: the channels of 'prune.layer' {layer_name!r} cannot be traced back "
-                           f"to one conv layer's filters: {why}")
+            return None, why
         layer = graph.layers[graph.parents(layer.name)[0]]
         path.append(layer)
+    return path[::-1], None
+
+
+def prunable_layers(model) -> list[str]:
+    """The layers whose channels trace back to one conv layer's filters, in model order."""
+    graph = Graph(model)
+    return [name for name in graph.layers if _trace(graph, name)[0] is not None]
+
+
+def conv_blocks(model) -> list[str]:
+    """Each Conv2D's block output, in model order: the last of the channel-wise layers
+    (activation, BatchNorm, pooling) that follow it, one child each; the conv if none."""
+    graph = Graph(model)
+    blocks = []
+    for name, layer in graph.layers.items():
+        if not isinstance(layer, keras.layers.Conv2D):
+            continue
+        while len(graph.children(name)) == 1 and _why_not_channelwise(graph, graph.layers[graph.children(name)[0]]) is None:
+            name = graph.children(name)[0]
+        blocks.append(name)
+    return blocks
+
+
+def channel_path(model, layer_name: str, param: str = "prune.layer") -> list:
+    """[conv, ..., layer]: the Conv2D whose filters make `layer_name`'s channels, then the
+    channel-wise layers up to it. BadInput naming `param`, the layer that breaks the path,
+    and the layers that would do."""
+    graph = Graph(model)
+    graph.layer(layer_name, param, would_do=prunable_layers(model))
+    path, why = _trace(graph, layer_name)
+    if why:
+        raise BadInput(f"params.yaml: the channels of '{param}' {layer_name!r} cannot be traced back "
+                       f"to one conv layer's filters: {why} (layers that would do: "
+                       f"{', '.join(prunable_layers(model))})")
+    layer = path[0]
     if _activation(layer) in _ACROSS_CHANNELS or layer.data_format != "channels_last":
-        raise BadInput(f"params.yaml: the channels of 'prune.layer' {layer_name!r} come from conv layer "
+        raise BadInput(f"params.yaml: the channels of '{param}' {layer_name!r} come from conv layer "
                        f"{layer.name!r}, whose {_activation(layer)} activation or {layer.data_format} layout "
                        f"mixes or moves the channels, so zeroing a filter does not remove one")
-    return path[::-1]
+    return path
 
 
-def source_conv(model, layer_name: str):
+def source_conv(model, layer_name: str, param: str = "prune.layer"):
     """The Conv2D layer whose filters produce the channels of `layer_name`."""
-    return channel_path(model, layer_name)[0]
+    return channel_path(model, layer_name, param)[0]
 
 
 def channel_weights(model, layer_name: str) -> list:
@@ -103,8 +135,9 @@ def split(model, layer_name: str):
 def prune(model, layer_name: str, channels) -> keras.Model:
     """A copy of `model` with the filters behind `channels` of `layer_name` zeroed (and the
     matching BatchNormalization parameters: see channel_weights)."""
-    pruned = keras.models.clone_model(model)
-    pruned.set_weights(model.get_weights())
+    from .training import copy
+
+    pruned = copy(model)
     channels = np.asarray(list(channels), dtype=np.int64)
     for w in channel_weights(pruned, layer_name):
         value = np.array(w.numpy())

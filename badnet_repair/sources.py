@@ -117,10 +117,11 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     log(f"wrote the four data files [{time.perf_counter() - t:.1f}s]")
     _gallery(ids, triggers, cfg, root)
 
-    _save_badnet(model, {"source": "synthetic", "input_divisor": cfg["input_divisor"], "num_classes": k,
-                         "attack": cfg["attack"], "seed": seed, "target": target,
-                         "triggers": {trig.kind: tgt for trig, tgt in triggers}}, root)
-    return {"attack": cfg["attack"], "poison_rate": cfg["poison_rate"], "target": target,
+    # badnet.json holds what feeding the model needs; the attack's facts go to the metrics,
+    # which only evaluation reads (a defense stage does not depend on them)
+    _save_badnet(model, {"source": "synthetic", "input_divisor": cfg["input_divisor"], "num_classes": k}, root)
+    return {"attack": cfg["attack"], "poison_rate": cfg["poison_rate"], "target": target, "seed": seed,
+            "triggers": {trig.kind: tgt for trig, tgt in triggers},
             "train_images": len(label), "train_poisoned": n_poison, "train_accuracy": round(train_acc, 4),
             "train_seconds": round(seconds, 1)}
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .artifacts import ATTACK_METRICS, BADNET_INFO, BASELINE_METRICS, TRAIN_TIME, read_json
+from .artifacts import ATTACK_METRICS, BASELINE_METRICS, TRAIN_TIME, read_json
 from .errors import BadInput
 from .params import PARAMS_ENV, SCHEMA, check_section
 
@@ -69,19 +69,18 @@ def run_stages(name: str, steps: list, params: dict, root=BADNETS) -> None:
 
 def _row(name: str, root: Path) -> dict:
     folder = root / name
-    info = read_json(folder / BADNET_INFO, f"badnet@{name}")
     attack = read_json(folder / ATTACK_METRICS, f"badnet@{name}")
     base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
     seconds = read_json(folder / TRAIN_TIME, f"badnet@{name}")["train_seconds"]
-    triggers = list(info["triggers"])
+    triggers = list(attack["triggers"])
     per = {}
     for split in ("valid", "test"):
         if len(triggers) == 1:  # one trigger: the file's ASR is that trigger's
             per[split] = {triggers[0]: base[f"attack_success_rate_{split}"]}
         else:
             per[split] = {t: base[f"attack_success_rate_{split}_{t}"] for t in triggers}
-    row = {"name": name, "attack": info["attack"], "seed": info["seed"],
-           "targets": " ".join(f"{t}:{g}" for t, g in info["triggers"].items()),
+    row = {"name": name, "attack": attack["attack"], "seed": attack["seed"],
+           "targets": " ".join(f"{t}:{g}" for t, g in attack["triggers"].items()),
            "poison_rate": attack["poison_rate"],
            "clean_accuracy_valid": base["clean_accuracy_valid"],
            "attack_success_rate_valid": min(per["valid"].values()),
@@ -120,12 +119,14 @@ LEADERBOARD_COLUMNS = ["name", "attack", "seed", "defense", "clean_accuracy_test
                        "false_positive_rate_test", "seconds"]
 
 
-def defenses(path=SUITE_PARAMS) -> list:
-    """The defenses the suite runs on every BadNet (suite/params.yaml: defenses)."""
-    known = SCHEMA["defend"]["default"]  # the defenses' names
+def defenses(path=SUITE_PARAMS, known=None) -> list:
+    """The defenses the suite runs on every BadNet (suite/params.yaml: defenses), each one of
+    `known` when given (the stage scripts pass the defenses package's names)."""
     names = (yaml.safe_load(Path(path).read_text()) or {}).get("defenses")
-    if not isinstance(names, list) or not names or set(names) - set(known) or len(set(names)) != len(names):
-        raise BadInput(f"{path}: 'defenses' must list distinct defenses from {', '.join(known)}")
+    if (not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names)
+            or len(set(names)) != len(names) or known is not None and set(names) - set(known)):
+        raise BadInput(f"{path}: 'defenses' must list distinct defenses"
+                       + (f" from {', '.join(known)}" if known is not None else ""))
     return names
 
 
@@ -137,7 +138,7 @@ def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
     rows = []
     for name in names:
         folder = Path(root) / name
-        info = read_json(folder / BADNET_INFO, f"badnet@{name}")
+        info = read_json(folder / ATTACK_METRICS, f"badnet@{name}")  # the attack's facts
         base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
         scores = read_json(folder / DEFENSES_METRICS, f"defend@{name}")
         b_asr = max([base["attack_success_rate_test"]] +

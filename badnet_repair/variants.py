@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from . import pruning
 from .atomic import atomic_dir
 from .errors import BadInput
@@ -56,6 +58,7 @@ def fine_prune(model, entry: dict, valid, holdout, layer: str, cfg: dict, input_
     """Fine-tune B'_X (`entry`, as read_entry gives it) on the clean validation images
     outside `holdout`, and save it (fine_pruned.h5) with its G (repaired.keras). Built
     beside `out_dir` and swapped in at the end, as `export`."""
+    from .evaluate import percent, predict_classes, scale
     from .finetune import fine_prune as tune
     from .finetune import pruned_channels
     from .model import load_badnet
@@ -67,7 +70,10 @@ def fine_prune(model, entry: dict, valid, holdout, layer: str, cfg: dict, input_
             pruned = load_badnet(Path(entry["dir"]) / entry["pruned"])
             channels = pruned_channels(pruned, layer)
             log(f"X={x:g}: fine-tuning B' ({len(channels)} channels pruned)")
-            tuned, hist = tune(pruned, layer, channels, valid.x, valid.y, holdout, cfg, input_divisor, log=log)
+            train = np.setdiff1d(np.arange(len(valid.y)), holdout)
+            tuned, hist = tune(pruned, layer, channels, scale(valid.x[train], input_divisor), valid.y[train],
+                               lambda m: percent(predict_classes(m, valid.x[holdout], input_divisor), valid.y[holdout]),
+                               cfg, log=log)
             save_model(tuned, tmp / "fine_pruned.h5")
             save_model(build_repaired(model, tuned), tmp / "repaired.keras")
             row.update(channels_pruned=entry["channels_pruned"], fraction_pruned=entry["fraction_pruned"],
@@ -89,19 +95,38 @@ def read_entry(folder, stage: str) -> dict:
     return dict(entry, dir=str(folder))
 
 
-def read_index(root, thresholds, stage: str) -> list[dict]:
-    """The entries for `thresholds`, in that order, from the per-X folders under `root`
-    (a folder's name is X as dvc.yaml wrote it; its variant.json says which X it holds).
-    Folders of thresholds no longer in params are ignored."""
-    root = Path(root)
-    found = {}
-    for index in sorted(root.glob(f"*/{INDEX}")):
-        entry = read_entry(index.parent, f"{stage}@{index.parent.name}")
-        found.setdefault(float(entry["threshold"]), entry)
-    missing = [x for x in thresholds if float(x) not in found]
-    if missing:
-        raise BadInput(f"{root}/{missing[0]:g}/{INDEX}: not found; run the {stage} stage first")
-    return [found[float(x)] for x in thresholds]
+def spelled_thresholds(path=None) -> list[str]:
+    """prune.thresholds as params.yaml spells them: dvc.yaml's foreach names each X's folder
+    and stage by that spelling (2 and 2.0 are two folders)."""
+    import os
+
+    import yaml
+
+    from .params import PARAMS_ENV
+
+    path = Path(path or os.environ.get(PARAMS_ENV) or PARAMS_FILE)
+    return [str(x) for x in ((yaml.safe_load(path.read_text()) or {}).get("prune") or {}).get("thresholds") or []]
+
+
+def read_index(root, spelled: list[str], stage: str) -> list[dict]:
+    """The entries of the thresholds `spelled` (as params.yaml spells them), in that order,
+    each from exactly the folder dvc.yaml writes for it, `root`/X, which must hold that X.
+    Folders of other thresholds, stale or malformed, are not read; two spellings of one X
+    are refused."""
+    from .artifacts import variant_dir
+
+    root, entries, seen = Path(root), [], {}
+    for name in map(str, spelled):
+        x = threshold(name)
+        if x in seen:
+            raise BadInput(f"{PARAMS_FILE}: 'prune.thresholds' holds X={x:g} twice ({seen[x]!r} and {name!r})")
+        seen[x] = name
+        entry = read_entry(variant_dir(root, name), f"{stage}@{name}")
+        if float(entry["threshold"]) != x:
+            raise BadInput(f"{variant_dir(root, name) / INDEX}: holds X={entry['threshold']:g}, not {x:g}; "
+                           f"run `dvc repro --force {stage}@{name}`")
+        entries.append(entry)
+    return entries
 
 
 def load_repaired(path):

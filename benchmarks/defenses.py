@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from badnet_repair import artifacts, defense, params
+from badnet_repair import artifacts, defenses, params
+from badnet_repair.defenses import base
 
 BUDGET_S = 180.0
 
@@ -24,7 +25,7 @@ BUDGET_S = 180.0
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=".", help="a project folder with models/ and data/ (default: .)")
-    ap.add_argument("--defenses", nargs="+", default=list(defense.DEFENSES))
+    ap.add_argument("--defenses", nargs="+", default=defenses.names())
     args = ap.parse_args()
     cfg = params.load("defend")
     root = Path(args.root).resolve()
@@ -36,7 +37,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.defenses:
             start = time.perf_counter()
-            entry = defense.run(name, model, valid, cfg, info["input_divisor"], Path(tmp) / name, log=lambda s: None)
+            module = defenses.load(name)
+            section = base.settings(name, module, cfg, model, params.load("prune")["layer"])
+            entry = base.run(name, module, model, valid, cfg, section, info["input_divisor"], Path(tmp) / name,
+                             log=lambda s: None)
             rows[name] = (time.perf_counter() - start, entry)
     ref = rows.get("ft", next(iter(rows.values())))[0]
     print(f"\n| defense | seconds (with saving) | / FT | / {BUDGET_S:.0f} s budget | holdout accuracy % (B's) |")

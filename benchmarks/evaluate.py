@@ -12,13 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from badnet_repair import docs, h5data
+from badnet_repair import h5data
 from badnet_repair.artifacts import read_json
 from badnet_repair.evaluate import predict_classes, scale
 from badnet_repair.model import load_badnet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # tools/docs.py: record(), machine()
+import docs  # noqa: E402
 
 
 def best_of(fn, repeat: int):

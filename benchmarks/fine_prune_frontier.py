@@ -17,9 +17,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from badnet_repair import artifacts, finetune, params, pruning
+from badnet_repair import artifacts, finetune, params, pruning, training
 from badnet_repair.atomic import atomic_path
-from badnet_repair.evaluate import percent, predict_classes
+from badnet_repair.evaluate import percent, predict_classes, scale
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
     model, info = artifacts.badnet()
     div = info["input_divisor"]
     data = {s: artifacts.read_split(s, model) for s in ("valid", "bd_valid", "test", "bd_test")}
-    _, holdout = finetune.split_holdout(len(data["valid"].y), cfg["holdout"], cfg["seed"])
+    _, holdout = training.split_holdout(len(data["valid"].y), cfg["holdout"], cfg["seed"])
     order = artifacts.read_sweep()["channel_removed"].to_numpy()[1:]
     conv = pruning.source_conv(model, layer).name
 
@@ -56,8 +56,11 @@ def main() -> int:
             opt, lr, epochs = spec.split(":")
             run = dict(cfg, optimizer=opt, learning_rate=float(lr), epochs=int(epochs))
             t = time.perf_counter()
-            tuned, hist = finetune.fine_prune(pruned, conv, order[:k], data["valid"].x, data["valid"].y,
-                                              holdout, run, div, log=lambda *a: None)
+            train = np.setdiff1d(np.arange(len(data["valid"].y)), holdout)
+            tuned, hist = finetune.fine_prune(
+                pruned, conv, order[:k], scale(data["valid"].x[train], div), data["valid"].y[train],
+                lambda m: percent(predict_classes(m, data["valid"].x[holdout], div), data["valid"].y[holdout]),
+                run, log=lambda *a: None)
             rows.append({"channels_pruned": k, "optimizer": opt, "learning_rate": float(lr), "epochs": int(epochs),
                          "chosen_epoch": hist["chosen_epoch"], "holdout_accuracy": hist["holdout_accuracy"],
                          **score(tuned)})

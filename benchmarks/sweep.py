@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from badnet_repair import docs, pruning
+from badnet_repair import pruning
 from badnet_repair.attack import Split, render_split
 from badnet_repair.evaluate import predict
 from badnet_repair.model import build_deepid, keras, load_badnet
 from badnet_repair.synthetic import Trigger, make_identities
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # tools/docs.py: record(), machine()
+import docs  # noqa: E402
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared/csaw-hackml-2020/lab3/bd_weights.h5"
 SIZES = {"valid": 11547, "bd_valid": 11547, "test": 12830, "bd_test": 12830}

@@ -128,7 +128,8 @@ def main() -> None:
         print(f"| {r['name']}: {CONFIGS[r['name']]} | {r['images_per_second']:.0f} | "
               f"{r['images_per_second'] / base:.2f}× |")
     if args.out:
-        from badnet_repair import docs
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+        import docs  # tools/docs.py: record(), machine()
 
         cpu = docs.machine()
         print("recorded in", docs.record("training", [

@@ -1,19 +1,23 @@
-"""defend@NAME: one defense of the suite on B, with the clean validation images alone;
-saves the defended net and its G in models/defenses/NAME (params: defend)."""
+"""defend@NAME: one defense on B, with the clean validation images alone; saves the defended
+net and its G in models/defenses/NAME (params: defend.NAME and the shared defend.holdout,
+seed and budget; prune.layer, which fine-pruning follows unless told otherwise)."""
 import sys
 
-from badnet_repair import artifacts, defense, params
+from badnet_repair import artifacts, defenses, params
+from badnet_repair.defenses import base
 from badnet_repair.errors import cli
 
 
 @cli
 def main():
     name = sys.argv[1]
+    module = defenses.load(name)
     cfg = params.load("defend")
-    defense.check(cfg)
-    model, info = artifacts.badnet()
+    prune_layer = params.load("prune")["layer"]
+    model, info = artifacts.badnet()  # badnet.json: how to feed B, nothing of the attack
+    section = base.settings(name, module, cfg, model, prune_layer)  # every param checked before any work
     valid = artifacts.read_split("valid", model)
-    defense.run(name, model, valid, cfg, info["input_divisor"], artifacts.DEFENSES_DIR + "/" + name)
+    base.run(name, module, model, valid, cfg, section, info["input_divisor"], artifacts.DEFENSES_DIR + "/" + name)
 
 
 if __name__ == "__main__":

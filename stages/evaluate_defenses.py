@@ -1,6 +1,7 @@
 """evaluate-defenses: every defense of defend.names on the test files, and its G:
 metrics/defenses.json (params: defend.names, defend.default)."""
-from badnet_repair import artifacts, defense, params
+from badnet_repair import artifacts, defenses, params
+from badnet_repair.defenses import base
 from badnet_repair.atomic import write_json
 from badnet_repair.errors import cli
 from badnet_repair.evaluate import percent, predict_classes
@@ -9,14 +10,14 @@ from badnet_repair.evaluate import percent, predict_classes
 @cli
 def main():
     cfg = params.load("defend")
-    defense.check(cfg)
+    base.check_names(cfg, defenses.names())
     model, info = artifacts.badnet()
     div = info["input_divisor"]
     test, bd = artifacts.read_split("test", model), artifacts.read_split("bd_test", model)
     pred = {"test": predict_classes(model, test.x, div), "bd_test": predict_classes(model, bd.x, div)}
     out = {"default_defense": cfg["default"], "badnet_clean_accuracy_test": percent(pred["test"], test.y)}
     for name in cfg["names"]:
-        out.update(defense.score(name, f"{artifacts.DEFENSES_DIR}/{name}", pred, test, bd, div, f"defend@{name}"))
+        out.update(base.score(name, f"{artifacts.DEFENSES_DIR}/{name}", pred, test, bd, div, f"defend@{name}"))
     write_json(artifacts.DEFENSES_METRICS, out)
     for name in cfg["names"]:
         print(f"{name}: clean {out[f'{name}_clean_accuracy_test']:.2f}%, "

@@ -18,7 +18,8 @@ SCORES = ("clean_accuracy", "attack_success_rate", "detection_rate", "false_posi
 @cli
 def main():
     cfg = params.load("prune")
-    thresholds = params.thresholds(cfg)
+    params.thresholds(cfg)
+    spelled = variants.spelled_thresholds()  # each X's folder is named as params.yaml spells it
     model, info = artifacts.badnet()
     n, div = info["num_classes"], info["input_divisor"]
     test, bd = artifacts.read_split("test", model), artifacts.read_split("bd_test", model)
@@ -28,7 +29,7 @@ def main():
     for kind, folder, stage in KINDS:
         if kind == "fine_pruned" and not Path(folder).exists():
             continue  # the attack suite prunes without fine-tuning; dvc.yaml always runs fine-prune
-        for entry in variants.read_index(folder, thresholds, stage):
+        for entry in variants.read_index(folder, spelled, stage):
             x = entry["threshold"]
             row = {"kind": kind, "threshold": x, "channels_pruned": entry.get("channels_pruned"),
                    "fraction_pruned": entry.get("fraction_pruned"),

@@ -2,7 +2,7 @@
 chosen on a clean holdout (params: finetune, prune.layer). One instance per X (foreach)."""
 import sys
 
-from badnet_repair import artifacts, finetune, params, variants
+from badnet_repair import artifacts, params, training, variants
 from badnet_repair.errors import cli
 
 
@@ -15,7 +15,7 @@ def main():
     model, info = artifacts.badnet()
     entry = variants.read_entry(artifacts.variant_dir(artifacts.VARIANTS, sys.argv[1]), f"export-variants@{sys.argv[1]}")
     valid = artifacts.read_split("valid", model)
-    _, holdout = finetune.split_holdout(len(valid.y), cfg["holdout"], cfg["seed"])
+    _, holdout = training.split_holdout(len(valid.y), cfg["holdout"], cfg["seed"])
     variants.fine_prune(model, entry, valid, holdout, layer, cfg, info["input_divisor"],
                         artifacts.variant_dir(artifacts.FINE_PRUNED, sys.argv[1]))
 

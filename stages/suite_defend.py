@@ -2,14 +2,14 @@
 then their scores (params: defend; the BadNet's clean validation file is all they read)."""
 import sys
 
-from badnet_repair import params, suite
+from badnet_repair import defenses, params, suite
 from badnet_repair.errors import cli
 
 
 @cli
 def main():
     name = sys.argv[1]
-    names = suite.defenses()
+    names = suite.defenses(known=defenses.names())
     cfg = {"defend": dict(params.load("defend"), names=names)}
     suite.run_stages(name, [*(["defend.py", d] for d in names), ["evaluate_defenses.py"]], cfg)
 

@@ -451,7 +451,7 @@ def test_a_library_warning_outside_a_load_is_one_line(proj, monkeypatch):
     ("fine_prune", ["1"], "models/variants/1/variant.json", '{"threshold": "1"}',
      r"models/variants/1/variant.json: not a variant index"),
     ("evaluate_repaired", [], "models/fine_pruned/5/variant.json", None,
-     r"models/fine_pruned/5/variant.json: not found; run the fine-prune stage first"),
+     r"models/fine_pruned/5/variant.json: not found; run the fine-prune@5 stage first"),
 ])
 def test_per_threshold_folders_missing_or_corrupt(proj, stage, args, path, content, pattern):
     if content is None:

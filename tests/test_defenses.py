@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import yaml
 
-from badnet_repair import defense, h5data, nad, params
+from badnet_repair import defenses, h5data, params, training
+from badnet_repair.defenses import base, nad
 from badnet_repair.errors import BadInput
 from badnet_repair.model import build_deepid, keras, load_badnet
-from badnet_repair.neurons import Neurons
+from badnet_repair.defenses.neurons import Neurons
 from badnet_repair.repaired import decide
 from badnet_repair.variants import load_repaired
 from stagerun import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFENSES = list(defense.DEFENSES)
+DEFENSES = defenses.names()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def small(tmp_path_factory):
 
 
 def _defended(root, name):
-    return load_badnet(root / "models/defenses" / name / defense.DEFENDED)
+    return load_badnet(root / "models/defenses" / name / base.DEFENDED)
 
 
 def test_every_defense_keeps_the_badnets_interface_and_reports_its_clean_only_choice(small):
@@ -46,9 +47,9 @@ def test_every_defense_keeps_the_badnets_interface_and_reports_its_clean_only_ch
     for name in DEFENSES:
         net = _defended(small, name)
         assert net.input_shape == b.input_shape and net.output_shape == b.output_shape, name
-        entry = json.loads((small / "models/defenses" / name / defense.INDEX).read_text())
+        entry = json.loads((small / "models/defenses" / name / base.INDEX).read_text())
         assert entry["defense"] == name
-        assert json.loads((small / "models/defenses" / name / defense.TIME).read_text())["seconds"] > 0
+        assert json.loads((small / "models/defenses" / name / base.TIME).read_text())["seconds"] > 0
         assert entry["floor"] == pytest.approx(entry["badnet_holdout_accuracy"] - cfg["budget"], abs=1e-3)
         tried = entry["tried"]
         key = next(k for k in tried[0] if k not in ("holdout_accuracy", "neurons_pruned"))
@@ -62,7 +63,7 @@ def test_every_defense_keeps_the_badnets_interface_and_reports_its_clean_only_ch
 
 
 def test_fine_pruning_keeps_its_pruned_filters_exactly_zero(small):
-    entry = json.loads((small / "models/defenses/fine_pruning" / defense.INDEX).read_text())
+    entry = json.loads((small / "models/defenses/fine_pruning" / base.INDEX).read_text())
     kernel, bias = _defended(small, "fine_pruning").get_layer("conv_3").get_weights()
     zero = np.all(kernel.reshape(-1, kernel.shape[-1]) == 0, axis=0) & (bias == 0)
     assert zero.sum() == entry["channels_pruned"] == round(entry["fraction_pruned"] * 60)
@@ -71,7 +72,7 @@ def test_fine_pruning_keeps_its_pruned_filters_exactly_zero(small):
 
 @pytest.mark.parametrize("name", ["anp", "rnp"])
 def test_mask_pruning_zeroes_exactly_the_pruned_neurons_and_nothing_else_moves(small, name):
-    entry = json.loads((small / "models/defenses" / name / defense.INDEX).read_text())
+    entry = json.loads((small / "models/defenses" / name / base.INDEX).read_text())
     b, net = load_badnet(small / "models/badnet.h5"), _defended(small, name)
     zeroed = 0
     for layer in Neurons(b).layers:
@@ -94,7 +95,7 @@ def test_g_of_every_defense_obeys_the_rule_and_the_scores_equal_a_plain_recount(
     assert scores["default_defense"] == params.load("defend", small / "params.yaml")["default"]
     for name in DEFENSES:
         net = _defended(small, name)
-        g = load_repaired(small / "models/defenses" / name / defense.REPAIRED)
+        g = load_repaired(small / "models/defenses" / name / base.REPAIRED)
         for ds, clean in ((test, True), (bd, False)):
             x = ds.x / 255.0
             b_cls, d_cls = np.argmax(b.predict(x, verbose=0), 1), np.argmax(net.predict(x, verbose=0), 1)
@@ -111,22 +112,26 @@ def test_g_of_every_defense_obeys_the_rule_and_the_scores_equal_a_plain_recount(
                 assert scores[f"{name}_detection_rate_test"] == pytest.approx(100 * flagged / len(ds.y))
 
 
-def test_no_defense_reads_a_poisoned_file(small, tmp_path):
-    """Without the poisoned files (removed), every defense stage makes the same nets; and
-    dvc.yaml gives the defense stages no poisoned file to read."""
+def test_no_defense_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(small, tmp_path):
+    """Without the poisoned files, the clean test file and the attack's facts (removed),
+    every defense stage makes the same nets; and dvc.yaml gives the defense stages no
+    poisoned file, test file or attack fact to read."""
     root = tmp_path / "proj"
     shutil.copytree(small, root, ignore=shutil.ignore_patterns("defenses"))
-    for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5"):
+    for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5", "data/cl/test.h5", "metrics/attack.json"):
         (root / rel).unlink()
+    info = json.loads((root / "models/badnet.json").read_text())  # how to feed B, nothing of the attack
+    assert set(info) == {"source", "input_divisor", "num_classes"}
     for name in DEFENSES:
         code, err = run_stage("defend", root, name)
         assert code == 0, (name, err)
-        for f in (defense.DEFENDED, defense.REPAIRED):  # the same weights (the files' metadata name the run)
-            load = load_repaired if f == defense.REPAIRED else load_badnet
+        for f in (base.DEFENDED, base.REPAIRED):  # the same weights (the files' metadata name the run)
+            load = load_repaired if f == base.REPAIRED else load_badnet
             again, first = load(root / "models/defenses" / name / f), load(small / "models/defenses" / name / f)
             assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), first.get_weights())), (name, f)
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["defend"]["do"]["deps"]
     assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
+    assert not [d for d in deps if d.startswith("metrics/")]
     for script in ("stages/defend.py", "stages/suite_defend.py"):
         assert "bd_" not in (ROOT / script).read_text()
 
@@ -143,12 +148,12 @@ def test_the_choice_rule_takes_the_first_candidate_that_keeps_the_floor():
         made.append(c)
         return accs[c]
 
-    model, c, tried = defense.strongest_within([5, 4, 3, 2], make, Clean(), 98.0, log=lambda s: None)
+    model, c, tried = base.strongest_within([5, 4, 3, 2], make, Clean(), 98.0, log=lambda s: None)
     assert (model, c, made) == (99.0, 3, [5, 4, 3])
     assert [t["holdout_accuracy"] for t in tried] == [90.0, 95.0, 99.0]
     made.clear()  # none keeps the floor: the best holdout accuracy, whatever its strength
     accs.update({5: 96.0, 4: 95.0})
-    assert defense.strongest_within([5, 4], make, Clean(), 99.9, log=lambda s: None)[:2] == (96.0, 5)
+    assert base.strongest_within([5, 4], make, Clean(), 99.9, log=lambda s: None)[:2] == (96.0, 5)
     assert made == [5, 4]
 
 
@@ -176,14 +181,14 @@ def test_nad_attention_map_is_the_normalised_channel_mean_of_squares():
 
 
 def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
-    from badnet_repair import ft, ft_sam
+    from badnet_repair.defenses import ft, ft_sam
 
     keras.utils.set_random_seed(0)
     b = build_deepid(5)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (40, 55, 47, 3)).astype(np.float32)
     y = np.arange(40) % 5
-    clean = defense.Clean(x, y, 0.25, 1, 255.0)
+    clean = base.Clean(x, y, 0.25, 1, 255.0)
     cfg = {"learning_rates": [0.001], "epochs": 1, "batch_size": 10, "seed": 1}
     plain, _ = ft.defend(b, clean, cfg, -1.0, log=lambda s: None)
     sam, _ = ft_sam.defend(b, clean, dict(cfg, rho=0.0), -1.0, log=lambda s: None)
@@ -200,7 +205,7 @@ def _tiny(classes=5, n=40):
     keras.utils.set_random_seed(0)
     b = build_deepid(classes)
     x = np.random.default_rng(0).integers(0, 256, (n, 55, 47, 3)).astype(np.float32)
-    return b, defense.Clean(x, np.arange(n) % classes, 0.25, 1, 255.0)
+    return b, base.Clean(x, np.arange(n) % classes, 0.25, 1, 255.0)
 
 
 def test_i_bau_perturbation_stays_in_its_ball_and_raises_the_loss():
@@ -208,7 +213,7 @@ def test_i_bau_perturbation_stays_in_its_ball_and_raises_the_loss():
     left inside it); several batches: it stays inside and raises the mean loss."""
     import tensorflow as tf
 
-    from badnet_repair import i_bau
+    from badnet_repair.defenses import i_bau
 
     b, clean = _tiny()
     labels = np.argmax(b.predict(clean.x, verbose=0), 1)
@@ -233,11 +238,11 @@ def test_i_bau_perturbation_stays_in_its_ball_and_raises_the_loss():
 
 
 def test_i_bau_without_rounds_is_its_recovery_fine_tuning_and_with_rounds_reports_them():
-    from badnet_repair import i_bau
+    from badnet_repair.defenses import i_bau
 
     b, clean = _tiny()
-    plain = defense.copy(b)
-    defense.fit(plain, clean.x, clean.y, epochs=1, batch_size=10, learning_rate=0.001, seed=1, log=lambda s: None)
+    plain = training.copy(b)
+    training.fit(plain, clean.x, clean.y, epochs=1, batch_size=10, learning_rate=0.001, seed=1, log=lambda s: None)
     none, facts = i_bau.defend(b, clean, dict(I_BAU, rounds=0), -1.0, log=lambda s: None)
     assert all(np.array_equal(p, q) for p, q in zip(plain.get_weights(), none.get_weights()))
     assert facts["perturbations"] == []
@@ -250,16 +255,142 @@ def test_i_bau_without_rounds_is_its_recovery_fine_tuning_and_with_rounds_report
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
     (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
+    (lambda c: c.update(names=["fine_pruning", "i_bau", "strip"]), r"unknown defense 'strip'"),
     (lambda c: c["ft"].update(learning_rates=[0.0]), r"'defend.ft.learning_rates' has an out-of-range value 0.0"),
     (lambda c: c["fine_pruning"].update(fractions=[1.0]), r"'defend.fine_pruning.fractions' has an out-of-range"),
     (lambda c: c.update(budget=-1.0), r"'defend.budget' must be in \[0, 100\)"),
     (lambda c: c["i_bau"].update(bound=0.0), r"'defend.i_bau.bound' has an out-of-range value 0.0"),
+    (lambda c: c["nad"].update(depth=2), r"unknown param 'defend.nad.depth'"),
+    (lambda c: c["anp"].pop("eps"), r"missing param 'defend.anp.eps'"),
 ])
 def test_bad_defend_params_name_the_param(change, message):
-    import re
-
+    """What evaluate-defenses checks of the names, and what each defend@NAME checks of its
+    own section before it loads the model (base.settings)."""
     cfg = params.load("defend", ROOT / "params.yaml")
     change(cfg)
-    with pytest.raises(BadInput, match=message) as exc:
-        defense.check(cfg)
-    assert re.search(message, str(exc.value))
+    with pytest.raises(BadInput, match=message):
+        base.check_names(cfg, defenses.names())
+        base.check_shared(cfg)
+        for name in DEFENSES:
+            base.check_section_ranges(name, params.check_section(f"defend.{name}", cfg[name],
+                                                                 defenses.load(name).PARAMS))
+
+
+def test_every_defense_module_implements_the_interface_and_the_registry_finds_them_all():
+    import inspect
+
+    assert DEFENSES == ["anp", "fine_pruning", "ft", "ft_sam", "i_bau", "nad", "rnp"]
+    for name in DEFENSES:
+        module = defenses.load(name)
+        assert isinstance(module.PAPER, str) and module.PAPER and isinstance(module.PARAMS, dict), name
+        assert list(inspect.signature(module.check).parameters) == ["model", "cfg", "prune_layer"], name
+        assert list(inspect.signature(module.defend).parameters) == ["model", "clean", "cfg", "floor", "log"], name
+        assert set(module.PARAMS) == set(params.load("defend", ROOT / "params.yaml")[name]), name
+    with pytest.raises(BadInput, match=r"unknown defense 'base'"):
+        defenses.load("base")
+
+
+# --- Equivalences: the same function in other forms must get the same verdict -------------
+
+def _rebuild(model, first=None, last=None):
+    """`model`'s layers called anew: `first` applied to the new input (a Rescaling) and
+    `last` to the output (a separate softmax). Weights copied, so nothing is shared."""
+    from badnet_repair.graph import Graph, _resolve
+
+    g = Graph(model)
+    inp = keras.Input(model.input_shape[1:], name="pixels")
+    memo = {g.inputs[0]: first(inp) if first else inp}
+
+    def tensor(key):
+        if key not in memo:
+            args, kwargs = g.calls[(key[0], key[1])]
+            out = g.layers[key[0]](*_resolve(args, tensor), **_resolve(kwargs, tensor))
+            for i, o in enumerate(out if isinstance(out, (list, tuple)) else [out]):
+                memo[(key[0], key[1], i)] = o
+        return memo[key]
+
+    out = tensor(g.outputs[0])
+    return training.copy(keras.Model(inp, last(out) if last else out, name="form"))
+
+
+def _logits(model):
+    """The same net with its output layer's softmax removed: logits."""
+    cfg = model.get_config()
+    out = cfg["output_layers"][0][0] if isinstance(cfg["output_layers"][0], list) else cfg["output_layers"][0]
+    next(l for l in cfg["layers"] if l["name"] == out)["config"]["activation"] = "linear"
+    net = keras.Model.from_config(cfg)
+    net.set_weights(model.get_weights())
+    return net
+
+
+def _defend_all(model, root, input_divisor):
+    """Every defense in-process as defend@NAME runs it: {name: (chosen setting, defended net)}."""
+    cfg = params.load("defend", root / "params.yaml")
+    layer = params.load("prune", root / "params.yaml")["layer"]
+    valid = h5data.read(root / h5data.FILES["valid"])
+    out = {}
+    for name in DEFENSES:
+        module = defenses.load(name)
+        section = base.settings(name, module, cfg, model, layer)
+        clean = base.Clean(valid.x, valid.y, cfg["holdout"], cfg["seed"], input_divisor)
+        net, facts = module.defend(model, clean, section, clean.holdout_accuracy(model) - cfg["budget"],
+                                   log=lambda s: None)
+        choice = next(facts[k] for k in ("learning_rate", "threshold", "fraction_pruned") if k in facts)
+        out[name] = (choice, net)
+    return out
+
+
+def _verdict(net, root, input_divisor):
+    from badnet_repair.evaluate import predict_classes
+
+    test, bd = (h5data.read(root / h5data.FILES[s]) for s in ("test", "bd_test"))
+    return predict_classes(net, test.x, input_divisor), test.y, predict_classes(net, bd.x, input_divisor), bd.y
+
+
+SCALE_TOLERANCE = 1.5  # points of clean accuracy or ASR: the two forms round x / 255 apart in the last bit
+
+
+def test_every_defense_gives_the_same_verdict_on_raw_pixels_behind_a_rescaling_layer(small):
+    """B fed x / 255, and B1 (the same layers and weights behind Rescaling(1/255)) fed raw
+    pixels at input_divisor 1, as lab3's BadNet is: one function, so one verdict per defense.
+    I-BAU's bound is on [0, 1] images for both; the chosen setting must match exactly."""
+    b = load_badnet(small / "models/badnet.h5")
+    b1 = _rebuild(b, first=lambda t: keras.layers.Rescaling(1 / 255.0, name="rescale")(t))
+    x = h5data.read(small / h5data.FILES["valid"]).x[:64].astype(np.float32)
+    assert np.allclose(b1.predict(x, verbose=0), b.predict(x / 255.0, verbose=0), atol=1e-5)
+    fed = _defend_all(b, small, 255.0)
+    raw = _defend_all(b1, small, 1.0)
+    for name in DEFENSES:
+        assert fed[name][0] == raw[name][0], name  # the holdout's choice
+        p, y, pb, yb = _verdict(fed[name][1], small, 255.0)
+        q, _, qb, _ = _verdict(raw[name][1], small, 1.0)
+        assert abs(100 * np.mean(p == y) - 100 * np.mean(q == y)) <= SCALE_TOLERANCE, name
+        assert abs(100 * np.mean(pb == yb) - 100 * np.mean(qb == yb)) <= SCALE_TOLERANCE, name
+
+
+def test_every_defense_gives_the_same_classes_from_softmax_split_softmax_and_logits(small):
+    """A softmax model, the same as logits plus a separate softmax layer, and the logits
+    alone: the loss reads which one it has from the model, so every defense makes the same
+    choice and the same defended classes on all three."""
+    b = load_badnet(small / "models/badnet.h5")
+    logits = _logits(b)
+    split = _rebuild(logits, last=lambda t: keras.layers.Activation("softmax", name="probabilities")(t))
+    assert training.outputs_logits(logits) and not training.outputs_logits(split) and not training.outputs_logits(b)
+    x = h5data.read(small / h5data.FILES["valid"]).x[:64] / 255.0
+    assert np.allclose(split.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
+    runs = [_defend_all(net, small, 255.0) for net in (b, split, logits)]
+    for name in DEFENSES:
+        assert runs[0][name][0] == runs[1][name][0] == runs[2][name][0], name
+        verdicts = [_verdict(run[name][1], small, 255.0) for run in runs]
+        for v in verdicts[1:]:
+            assert np.array_equal(v[0], verdicts[0][0]) and np.array_equal(v[2], verdicts[0][2]), name
+
+
+def test_a_model_whose_outputs_are_neither_probabilities_nor_logits_is_refused_before_any_work():
+    x = keras.Input((55, 47, 3))
+    h = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, name="conv_a")(x))
+    net = keras.Model(x, keras.layers.Dense(5, activation="sigmoid", name="scores")(h))
+    cfg = params.load("defend", ROOT / "params.yaml")
+    for name in DEFENSES:
+        with pytest.raises(BadInput, match=r"output layer 'scores' applies sigmoid; expected a softmax"):
+            base.settings(name, defenses.load(name), cfg, net, "pool_3")

@@ -29,9 +29,24 @@ def test_suite_stages_run_the_projects_own_stage_scripts():
         "stages/evaluate_repaired.py"]
 
 
+def _runs(name, stage) -> set:
+    """What the stage runs. A defend@NAME stage also runs its defense's module: the template
+    names it (defenses/${item}.py) and declares what every defense module imports besides;
+    the suite's defend stage runs every defense."""
+    from badnet_repair import defenses
+
+    runs = set().union(*(closure(s) for s in _scripts(stage)))
+    modules = {n: f"badnet_repair/defenses/{n}.py" for n in defenses.names()}
+    if name == "defend":
+        runs |= set().union(*(closure(m) - {m} for m in modules.values())) | {"badnet_repair/defenses/${item}.py"}
+    if name == "suite/dvc.yaml:defend":
+        runs |= set().union(*(closure(m) for m in modules.values()))
+    return runs
+
+
 @pytest.mark.parametrize("name,stage", list(_stages()), ids=[n for n, _ in _stages()])
 def test_stage_declares_exactly_the_modules_it_runs(name, stage):
-    runs = set().union(*(closure(s) for s in _scripts(stage)))
+    runs = _runs(name, stage)
     declared = {d for d in stage["deps"] if isinstance(d, str) and d.endswith(".py")}
     assert declared == runs, (f"{name}: missing {sorted(runs - declared)}, "
                               f"not imported {sorted(declared - runs)}")
@@ -51,3 +66,24 @@ def test_the_closure_follows_function_level_and_relative_imports():
     deps = closure("stages/fine_prune.py")
     assert {"badnet_repair/finetune.py", "badnet_repair/pruning.py", "badnet_repair/graph.py"} <= deps
     assert "badnet_repair/download.py" not in deps and "badnet_repair/synthetic.py" not in deps
+
+
+def test_a_defense_stage_depends_on_its_own_module_and_section_not_on_the_list_or_the_default():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["defend"]["do"]
+    assert "defend.names" not in stage["params"] and "defend.default" not in stage["params"]
+    assert "defend.${item}" in stage["params"] and "defend" not in stage["params"]
+    mods = [d for d in stage["deps"] if d.startswith("badnet_repair/defenses/")]
+    assert "badnet_repair/defenses/${item}.py" in mods
+    from badnet_repair import defenses
+
+    assert not {f"badnet_repair/defenses/{n}.py" for n in defenses.names()} & set(mods)  # no other defense's
+
+
+def test_the_closure_follows_sub_packages_and_the_registry_imports_no_defense():
+    deps = closure("badnet_repair/defenses/nad.py")
+    assert {"badnet_repair/defenses/__init__.py", "badnet_repair/defenses/base.py", "badnet_repair/training.py",
+            "badnet_repair/pruning.py"} <= deps
+    assert "badnet_repair/defenses/ft.py" not in deps
+    assert closure("badnet_repair/defenses/__init__.py") <= {"badnet_repair/__init__.py",
+                                                              "badnet_repair/defenses/__init__.py",
+                                                              "badnet_repair/errors.py", "badnet_repair/params.py"}

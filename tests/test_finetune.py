@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from badnet_repair import finetune, h5data
+from badnet_repair import finetune, h5data, training
 from badnet_repair.model import build_deepid, keras, save_model
 from badnet_repair.pruning import prune
 
@@ -26,18 +26,24 @@ def setup(tmp_path_factory):
 
 
 def test_holdout_split_is_seeded_and_disjoint():
-    train, hold = finetune.split_holdout(100, 0.2, 3)
+    train, hold = training.split_holdout(100, 0.2, 3)
     assert len(hold) == 20 and len(np.intersect1d(train, hold)) == 0 and len(train) + len(hold) == 100
-    assert np.array_equal(hold, finetune.split_holdout(100, 0.2, 3)[1])
-    assert not np.array_equal(hold, finetune.split_holdout(100, 0.2, 4)[1])
+    assert np.array_equal(hold, training.split_holdout(100, 0.2, 3)[1])
+    assert not np.array_equal(hold, training.split_holdout(100, 0.2, 4)[1])
 
 
 def test_pruned_filters_stay_exactly_zero_and_the_rest_trains(setup):
     _, _, bp, channels, _, valid = setup
     assert list(finetune.pruned_channels(bp, "pool_3")) == channels
-    _, hold = finetune.split_holdout(len(valid.y), CFG["holdout"], CFG["seed"])
-    tuned, hist = finetune.fine_prune(bp, "pool_3", channels, valid.x, valid.y, hold,
-                                      dict(CFG, learning_rate=0.01), 255.0, log=lambda *a: None)
+    _, hold = training.split_holdout(len(valid.y), CFG["holdout"], CFG["seed"])
+    train = np.setdiff1d(np.arange(len(valid.y)), hold)
+
+    def holdout_accuracy(m):  # the slow, obvious way: plain Keras on the raw holdout / 255
+        return 100 * float(np.mean(np.argmax(m.predict(valid.x[hold] / 255.0, verbose=0), 1) == valid.y[hold]))
+
+    tuned, hist = finetune.fine_prune(bp, "pool_3", channels, (valid.x[train] / 255.0).astype(np.float32),
+                                      valid.y[train], holdout_accuracy, dict(CFG, learning_rate=0.01),
+                                      log=lambda *a: None)
     kernel, bias = tuned.get_layer("conv_3").get_weights()
     assert np.all(kernel[..., channels] == 0) and np.all(bias[channels] == 0)
     assert [h["epoch"] for h in hist["epochs"]] == [0, 1, 2]
@@ -45,6 +51,7 @@ def test_pruned_filters_stay_exactly_zero_and_the_rest_trains(setup):
         assert not np.array_equal(kernel, bp.get_layer("conv_3").get_weights()[0])
     best = max(h["holdout_accuracy"] for h in hist["epochs"])
     assert hist["holdout_accuracy"] == best
+    assert holdout_accuracy(tuned) == pytest.approx(best, abs=1e-3)  # the kept weights are the best epoch's
 
 
 def test_fine_prune_folder_holds_the_chosen_epoch_and_its_holdout_accuracy(setup, tmp_path):
@@ -56,7 +63,7 @@ def test_fine_prune_folder_holds_the_chosen_epoch_and_its_holdout_accuracy(setup
     from badnet_repair import variants
 
     root, b, _, channels, index, valid = setup
-    _, hold = finetune.split_holdout(len(valid.y), CFG["holdout"], CFG["seed"])
+    _, hold = training.split_holdout(len(valid.y), CFG["holdout"], CFG["seed"])
     entry = dict(index[0], dir=str(root / "variants"))
     row = variants.fine_prune(b, entry, valid, hold, "pool_3", dict(CFG, learning_rate=0.01), 255.0,
                               tmp_path / "5", log=lambda *a: None)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,7 @@ def test_export_says_when_a_threshold_is_never_reached(tmp_path):
     assert not list(tmp_path.glob(".2.*"))  # the temp directory was swapped in
     index = variants.read_index(tmp_path, [5, 2], "export-variants")
     assert [e["threshold"] for e in index] == [5, 2] and index[1]["dir"] == str(tmp_path / "2")
-    with pytest.raises(BadInput, match=r"/3/variant.json: not found; run the export-variants stage first"):
+    with pytest.raises(BadInput, match=r"/3/variant.json: not found; run the export-variants@3 stage first"):
         variants.read_index(tmp_path, [2, 3], "export-variants")
 
 
@@ -106,3 +108,30 @@ def test_g_rule_holds_for_logits_of_any_sign(tmp_path):
     cb, cp = np.argmax(b.predict(xs, verbose=0), 1), np.argmax(bp.predict(xs, verbose=0), 1)
     assert np.array_equal(np.argmax(g.predict(xs, verbose=0), 1), np.where(cb == cp, cb, 4))
     assert 0 < np.mean(cb == cp) < 1
+
+
+def _entry(folder, x, **extra):
+    folder.mkdir(parents=True)
+    (folder / variants.INDEX).write_text(json.dumps({"threshold": x, "reached": False, **extra}))
+
+
+def test_read_index_reads_the_folder_of_each_threshold_as_params_spell_it_not_a_stale_one(tmp_path):
+    """A stale models/variants/2 beside a new 2.0 (params now say 2.0, and dvc.yaml's foreach
+    names the folder so) is not read; nor is a malformed folder of an X no longer in params."""
+    _entry(tmp_path / "2", 2, stale=True)
+    _entry(tmp_path / "2.0", 2.0)
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / variants.INDEX).write_text("{ not json")
+    index = variants.read_index(tmp_path, ["2.0"], "export-variants")
+    assert len(index) == 1 and index[0]["dir"] == str(tmp_path / "2.0") and "stale" not in index[0]
+    assert variants.read_index(tmp_path, [2], "export-variants")[0]["stale"]  # 2 is the folder "2"
+    with pytest.raises(BadInput, match=r"'prune.thresholds' holds X=2 twice \('2' and '2.0'\)"):
+        variants.read_index(tmp_path, ["2", "2.0"], "export-variants")
+    _entry(tmp_path / "4", 5)  # a folder that holds another X than its name
+    with pytest.raises(BadInput, match=r"/4/variant.json: holds X=5, not 4; run `dvc repro --force export-variants@4`"):
+        variants.read_index(tmp_path, ["4"], "export-variants")
+
+
+def test_thresholds_are_spelled_as_the_params_file_spells_them(tmp_path):
+    (tmp_path / "params.yaml").write_text("prune:\n  thresholds: [2, 4.0, 10.5]\n")
+    assert variants.spelled_thresholds(tmp_path / "params.yaml") == ["2", "4.0", "10.5"]

@@ -13,13 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from badnet_repair import h5data, pruning, variants
+from badnet_repair import defenses, h5data, pruning, variants
+from badnet_repair.defenses.neurons import Neurons, classifier
 from badnet_repair.attack import Split, render_split
 from badnet_repair.model import keras
 from badnet_repair.synthetic import Trigger, make_identities
 from stagerun import ROOT, after_fetch, run_stage
 
 K, TARGET, THRESHOLDS = 6, 0, [2, 10]
+DEFENSES = defenses.names()
 L = keras.layers
 
 
@@ -201,8 +203,10 @@ def _project(tmp_path, faces, model_path, layer):
     doc["data"]["local"] = {**{k: str(v) for k, v in paths.items()}, "model": str(model_path), "input_divisor": 255}
     doc["prune"].update(layer=layer, thresholds=THRESHOLDS)
     doc["finetune"].update(epochs=2)
-    doc["defend"]["fine_pruning"].update(layer=layer, epochs=2)
+    doc["defend"]["names"] = DEFENSES  # fine-pruning's layer follows prune.layer; NAD's are found
+    doc["defend"]["fine_pruning"].update(epochs=2)
     doc["defend"]["ft"].update(epochs=2)
+    doc["defend"]["i_bau"].update(rounds=2, recover_epochs=2)
     (root / "params.yaml").write_text(yaml.safe_dump(doc))
     return root
 
@@ -223,7 +227,7 @@ def _build(name, faces, tmp_path):
 def test_user_model_runs_the_whole_pipeline(name, faces, tmp_path):
     layer = RUNS[name][1]
     root = _project(tmp_path, faces, _build(name, faces, tmp_path), layer)
-    for stage, *args in [("fetch_data",)] + after_fetch(THRESHOLDS):
+    for stage, *args in [("fetch_data",)] + after_fetch(THRESHOLDS, DEFENSES):
         code, err = run_stage(stage, root, *args)
         assert code == 0 and not [e for e in err if not e.startswith("warning: ")], (stage, err)
 
@@ -261,12 +265,24 @@ def test_user_model_runs_the_whole_pipeline(name, faces, tmp_path):
             for w in pruning.channel_weights(net, layer):
                 assert np.all(np.asarray(w)[..., removed] == 0), (w.path, removed)
     assert json.loads((root / "metrics/repaired.json").read_text())
-    for name in ("fine_pruning", "ft"):  # the defenses: their G obeys the rule too
+    for name in DEFENSES:  # every defense, through its real stage: its G obeys the rule too
         folder = root / "models/defenses" / name
         net = keras.models.load_model(folder / "defended.h5", compile=False)
         g = variants.load_repaired(folder / "repaired.keras")
         for x, b_cls in ((test.x, b_test), (bd.x, b_bd)):
             assert np.array_equal(classes(g, x), np.where(b_cls == classes(net, x), b_cls, K)), name
+        entry = json.loads((folder / "defense.json").read_text())
+        if name in ("anp", "rnp"):  # the pruned neurons' kernels are zero, the classifier untouched
+            neurons = Neurons(model)
+            zeroed = sum(int((np.all(k1.reshape(-1, k1.shape[-1]) == 0, 0) & ~np.all(k0.reshape(-1, k0.shape[-1]) == 0, 0)).sum())
+                         for k0, k1 in ((np.asarray(model.weights[i]), np.asarray(net.weights[i]))
+                                        for i in neurons.weight_index))
+            assert zeroed == entry["neurons_pruned"], name
+            head = next(i for i, w in enumerate(model.weights) if w is classifier(model).kernel)
+            assert head not in neurons.weight_index
+            assert np.array_equal(np.asarray(model.weights[head]), np.asarray(net.weights[head])), name
+        if name == "nad":
+            assert entry["layers"] and all(l in [x.name for x in model.layers] for l in entry["layers"])
     entry = json.loads((root / "models/defenses/fine_pruning/defense.json").read_text())
     zero = [np.all(np.asarray(w) == 0, axis=tuple(range(np.ndim(w) - 1)))
             for w in pruning.channel_weights(keras.models.load_model(
@@ -307,3 +323,43 @@ def test_zero_padding_keeps_the_border_apart_from_the_inside():
     model = zero_padding()
     fill = pruning.removed_values(model, "pool_b")
     assert np.all(fill[0, :, :] == 0) and np.allclose(fill[1:-1, 1:-1, :], np.log(2))  # softplus(0) inside
+
+
+def test_a_user_model_no_defense_can_handle_is_refused_by_its_stage_before_any_work(faces, tmp_path):
+    """Sigmoid scores are neither probabilities nor logits: every defend@NAME refuses the
+    model with one line and writes nothing."""
+    x = keras.Input((55, 47, 3))
+    h = L.MaxPooling2D(2, name="pool_b")(L.Conv2D(8, 3, strides=2, activation="relu", name="conv_b")(x))
+    net = keras.Model(x, L.Dense(K, activation="sigmoid", name="scores")(L.Flatten()(h)))
+    net.save(tmp_path / "sigmoid.keras")
+    root = _project(tmp_path, faces, tmp_path / "sigmoid.keras", "pool_b")
+    assert run_stage("fetch_data", root)[0] == 0
+    for name in DEFENSES:
+        code, err = run_stage("defend", root, name)
+        lines = [e for e in err if not e.startswith("warning: ")]
+        assert code == 1 and len(lines) == 1, (name, err)
+        assert re.search(r"output layer 'scores' applies sigmoid; expected a softmax", lines[0]), lines[0]
+        assert not (root / "models/defenses" / name).exists()
+
+
+def test_a_masked_model_with_a_frozen_layer_a_nested_block_and_a_separate_softmax():
+    """Neuron masks cover frozen and nested layers, and leave out the classifier found in the
+    graph, behind a separate softmax layer; a pruned copy zeroes the nested layer's kernel."""
+    inner_in = keras.Input((27, 23, 8))
+    inner = keras.Model(inner_in, L.Conv2D(6, 3, activation="relu", name="inner_conv")(inner_in), name="block")
+    x = keras.Input((55, 47, 3))
+    frozen = L.Conv2D(8, 3, strides=2, activation="relu", name="frozen_conv")
+    frozen.trainable = False
+    h = L.Flatten()(inner(frozen(x)))
+    h = L.Dense(5, name="head")(L.Dense(12, activation="relu", name="hidden")(h))
+    net = keras.Model(x, L.Activation("softmax", name="probabilities")(h))
+    neurons = Neurons(net)
+    assert sorted(l.name for l in neurons.layers) == ["frozen_conv", "hidden", "inner_conv"]
+    assert classifier(net).name == "head"
+    xs = np.random.default_rng(0).random((3, 55, 47, 3)).astype(np.float32)
+    cut = [np.arange(n) % 2 == 0 for n in neurons.sizes]
+    masked = neurons(xs, [(~c).astype(np.float32) for c in cut])
+    assert np.allclose(np.asarray(masked), neurons.prune(cut).predict(xs, verbose=0), atol=1e-6)
+    inner_kernel = np.asarray(neurons.prune(cut).weights[neurons.weight_index[
+        [l.name for l in neurons.layers].index("inner_conv")]])
+    assert np.all(inner_kernel[..., cut[[l.name for l in neurons.layers].index("inner_conv")]] == 0)

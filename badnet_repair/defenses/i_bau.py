@@ -4,6 +4,9 @@ then trains the net to classify clean images carrying the perturbations found so
 correctly. A backdoor is the strongest universal perturbation a BadNet has, so the first
 round usually finds it (it sends most images to the target class) and the rounds unlearn it.
 
+The perturbation lives on images scaled to [0, 1], whatever the model is fed: its bound and
+step mean the same for a model fed x / 255 and one fed raw pixels.
+
 Two departures from the paper, both for DeepID (1283 classes, no BatchNorm, unnormalised
 logits): the outer step is first-order (the paper's implicit hypergradient term is left
 out), with gradients clipped, since a perturbed image's loss runs into the hundreds; and a
@@ -14,23 +17,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import defense
+from .. import training
+from .base import strongest_within
+
+PAPER = "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergradient, ICLR 2022"
+PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
+          "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
+          "recover_lr": float, "recover_epochs": int}
 
 
-def perturbation(model, x, labels, cfg: dict, rng):
-    """One universal perturbation: gradient ascent on the mean loss of (x + delta, labels),
-    one pass in batches, projected onto the L2 ball of radius cfg['bound'] after each step."""
+def check(model, cfg: dict, prune_layer: str) -> dict:
+    return cfg
+
+
+def perturbation(model, x, labels, cfg: dict, rng, unit=np.float32(1.0)):
+    """One universal perturbation of [0, 1] images: gradient ascent on the mean loss of
+    (x + unit * delta, labels) (x as the model is fed, unit = 255 / input_divisor), one pass
+    in batches, projected onto the L2 ball of radius cfg['bound'] after each step."""
     import tensorflow as tf
 
-    from .model import keras
-
-    bound, lr = cfg["bound"], cfg["perturbation_lr"]
+    bound, lr, ce = cfg["bound"], cfg["perturbation_lr"], training.cross_entropy(model)
 
     @tf.function(reduce_retracing=True)
     def ascend(delta, xb, yb):
         with tf.GradientTape() as tape:
             tape.watch(delta)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(yb, model(xb + delta)))
+            loss = ce(yb, model(xb + delta * unit))
         delta = delta + lr * tape.gradient(loss, delta)
         return delta * tf.minimum(1.0, bound / (tf.norm(delta) + 1e-12))
 
@@ -42,7 +54,7 @@ def perturbation(model, x, labels, cfg: dict, rng):
     return delta.numpy()
 
 
-def unlearn(model, clean: defense.Clean, cfg: dict, learning_rate: float, log=print) -> list:
+def unlearn(model, clean, cfg: dict, learning_rate: float, log=print) -> list:
     """cfg['rounds'] rounds of (a new perturbation, found on the net's own classes; one epoch
     of training on each batch plus its first cfg['perturbed'] images carrying perturbations
     drawn from all those found so far, true labels), then cfg['recover_epochs'] epochs of the
@@ -50,68 +62,51 @@ def unlearn(model, clean: defense.Clean, cfg: dict, learning_rate: float, log=pr
     clean accuracy, and the found perturbations keep it from bringing back the backdoor.
     Returns each perturbation's L2 norm, the class it sends most images to and that share
     (the backdoor's target, when it finds one)."""
-    import tensorflow as tf
+    from ..evaluate import predict_classes
+    from ..model import keras
 
-    from .evaluate import predict_classes
-    from .model import keras
-
-    keras.utils.set_random_seed(cfg["seed"])
-    tf.config.experimental.enable_op_determinism()
-    variables = model.trainable_variables
-    p, bs = cfg["perturbed"], cfg["batch_size"]
+    p, bs, unit = cfg["perturbed"], cfg["batch_size"], clean.unit
     steps = int(np.ceil(len(clean.y) / bs))
-
-    def trainer(lr):
-        optim = keras.optimizers.Adam(lr, clipnorm=cfg["clipnorm"])
-        optim.build(variables)
-
-        @tf.function(reduce_retracing=True)
-        def step(xb, yb, deltas):
-            xs, ys = tf.concat([xb, xb[:p] + deltas], 0), tf.concat([yb, yb[:p]], 0)
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(ys, model(xs, training=True)))
-            optim.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            return loss
-        return step
-
-    def epoch(step, pool):
-        perm = rng.permutation(len(clean.y))
-        for i in range(0, len(perm), bs):
-            idx = perm[i:i + bs]
-            step(tf.constant(clean.x[idx]), tf.constant(clean.y[idx]), tf.constant(pool[rng.integers(len(pool), size=p)]))
-
     rng, found, pool = np.random.default_rng([cfg["seed"], 23]), [], []
-    step = trainer(learning_rate)
+
+    def augment(xb, yb, rng):
+        deltas = np.stack(pool)[rng.integers(len(pool), size=p)]
+        return np.concatenate([xb, xb[:p] + deltas * unit]), np.concatenate([yb, yb[:p]])
+
+    def train(optim, epochs):
+        training.fit(model, clean.x, clean.y, epochs=epochs, batch_size=bs, seed=cfg["seed"], optim=optim,
+                     augment=augment, rng=rng, log=lambda s: None)
+
+    optim = keras.optimizers.Adam(learning_rate, clipnorm=cfg["clipnorm"])  # one for all rounds
     for r in range(1, cfg["rounds"] + 1):
-        delta = perturbation(model, clean.x, predict_classes(model, clean.x), cfg, rng)
-        sent = predict_classes(model, clean.x + delta)
+        delta = perturbation(model, clean.x, predict_classes(model, clean.x), cfg, rng, unit)
+        sent = predict_classes(model, clean.x + delta * unit)
         top = np.bincount(sent).argmax()
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4)})
         pool.append(delta[0])
-        epoch(step, np.stack(pool))
+        train(optim, 1)
         log(f"  round {r}/{cfg['rounds']}: perturbation sends {100 * found[-1]['top_class_share']:.0f}% "
             f"to class {top}")
     if pool and cfg["recover_epochs"]:
-        step = trainer(keras.optimizers.schedules.CosineDecay(cfg["recover_lr"], cfg["recover_epochs"] * steps))
-        for _ in range(cfg["recover_epochs"]):
-            epoch(step, np.stack(pool))
+        schedule = keras.optimizers.schedules.CosineDecay(cfg["recover_lr"], cfg["recover_epochs"] * steps)
+        train(keras.optimizers.Adam(schedule, clipnorm=cfg["clipnorm"]), cfg["recover_epochs"])
     return found
 
 
-def defend(model, clean: defense.Clean, cfg: dict, floor: float, log=print):
+def defend(model, clean, cfg: dict, floor: float, log=print):
     """The largest unlearning learning rate of cfg['learning_rates'] whose net keeps the
     holdout floor. Without rounds, the recovery is plain fine-tuning."""
     found = {}
 
     def make(lr):
-        tuned = defense.copy(model)
+        tuned = training.copy(model)
         found[lr] = unlearn(tuned, clean, cfg, lr, log)
         if not found[lr]:
-            defense.fit(tuned, clean.x, clean.y, epochs=cfg["recover_epochs"], batch_size=cfg["batch_size"],
-                        learning_rate=cfg["recover_lr"], seed=cfg["seed"], log=lambda s: None)
+            training.fit(tuned, clean.x, clean.y, epochs=cfg["recover_epochs"], batch_size=cfg["batch_size"],
+                         learning_rate=cfg["recover_lr"], seed=cfg["seed"], log=lambda s: None)
         return tuned
 
-    tuned, lr, tried = defense.strongest_within(sorted(cfg["learning_rates"], reverse=True), make, clean, floor,
-                                                log, "learning_rate")
+    tuned, lr, tried = strongest_within(sorted(cfg["learning_rates"], reverse=True), make, clean, floor,
+                                        log, "learning_rate")
     return tuned, {"learning_rate": lr, "perturbations": found[lr], "tried": tried}

@@ -3,7 +3,10 @@
 A page holds each table between `<!-- render: NAME -->` and `<!-- end: NAME -->`;
 `tools/render-docs` rewrites what is between them with RENDERERS[NAME](), and
 `tools/render-docs --check` (run by the tests) fails when a page is stale. So every
-figure the pages show is a committed metric, CSV or params value."""
+figure the pages show is a committed metric, CSV or params value.
+
+Not part of the runtime package `badnet_repair` (no stage runs it): `tools/render-docs`,
+the tests and the benchmark scripts import it as `docs`, with tools/ on sys.path."""
 from __future__ import annotations
 
 import csv
@@ -14,12 +17,13 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # tools/docs.py -> the repository root
 PAGES = ["README.md", "docs/*.md"]
 BLOCK = re.compile(r"(<!-- render: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 RESULTS = "benchmarks/results"  # what the benchmark scripts measured, one CSV each, with the machine
 
-# Every param of params.yaml, with what it does. A test checks this against params.SCHEMA.
+# Every param of params.yaml, with what it does. A test checks this against params.SCHEMA and
+# each defense module's PARAMS.
 PARAM_DOCS = {
     "data.source": "`synthetic` (the embedded benchmark), `csaw-lab3` (the real lab3 data) or `local` (your files)",
     "data.synthetic.attack": "the trigger: `sunglasses`, `eyebrows`, `lipstick`, `patch`, `blended` or `multi`",
@@ -61,7 +65,7 @@ PARAM_DOCS = {
     "defend.holdout": "share of the clean validation images every defense chooses on",
     "defend.seed": "seeds the holdout and the defenses' training",
     "defend.budget": "points of holdout accuracy below B's that a defense's setting may cost",
-    "defend.fine_pruning.layer": "the layer whose channels fine-pruning ranks and prunes",
+    "defend.fine_pruning.layer": "the layer whose channels fine-pruning ranks and prunes; empty: `prune.layer`",
     "defend.fine_pruning.fractions": "candidates, strongest first: the share of channels pruned",
     "defend.fine_pruning.optimizer": "`adam` or `sgd`",
     "defend.fine_pruning.learning_rate": "fine-tuning's peak learning rate",
@@ -75,7 +79,8 @@ PARAM_DOCS = {
     "defend.nad.epochs": "the student's epochs",
     "defend.nad.batch_size": "batch size",
     "defend.nad.beta": "weight of the attention loss at each layer",
-    "defend.nad.layers": "the layers whose attention maps are distilled",
+    "defend.nad.layers": "the layers whose attention maps are distilled; empty: the last `blocks` conv blocks' outputs, found from the graph",
+    "defend.nad.blocks": "with `layers` empty: how many of the last conv blocks (each conv and the channel-wise layers after it)",
     "defend.anp.eps": "bound of the adversarial perturbation of each neuron's weights and bias",
     "defend.anp.alpha": "weight of the clean loss against the perturbed loss",
     "defend.anp.mask_lr": "the masks' learning rate (SGD)",
@@ -95,8 +100,8 @@ PARAM_DOCS = {
     "defend.ft_sam.batch_size": "batch size",
     "defend.i_bau.learning_rates": "candidates, strongest first: the unlearning's learning rate (Adam)",
     "defend.i_bau.rounds": "rounds of (universal perturbation, one epoch of unlearning)",
-    "defend.i_bau.bound": "L2 radius of the universal perturbation, on inputs scaled to [0, 1]",
-    "defend.i_bau.perturbation_lr": "gradient-ascent step of the perturbation",
+    "defend.i_bau.bound": "L2 radius of the universal perturbation, on images scaled to [0, 1] whatever `input_divisor` the model takes",
+    "defend.i_bau.perturbation_lr": "gradient-ascent step of the perturbation, on the same [0, 1] scale",
     "defend.i_bau.perturbation_batch_size": "batch size of the perturbation's ascent",
     "defend.i_bau.perturbed": "images of each unlearning batch that also go in carrying the perturbation",
     "defend.i_bau.clipnorm": "the unlearning's gradient-norm clip",
@@ -214,25 +219,25 @@ def defenses() -> str:
 
 
 def _leaderboard():
-    from .suite import LEADERBOARD
+    from badnet_repair.suite import LEADERBOARD
 
     return _frame(LEADERBOARD)
 
 
 def leaderboard() -> str:
-    from .suite import leaderboard_markdown
+    from badnet_repair.suite import leaderboard_markdown
 
     return leaderboard_markdown(_leaderboard())
 
 
 def leaderboard_grid() -> str:
-    from .report import leaderboard_grid as grid
+    from badnet_repair.report import leaderboard_grid as grid
 
     return grid(_leaderboard())
 
 
 def suite_badnets() -> str:
-    from .suite import markdown
+    from badnet_repair.suite import markdown
 
     return markdown(_frame("metrics/suite/badnets.csv"))
 
@@ -354,7 +359,7 @@ def record(name: str, rows: list[dict], root: Path = ROOT) -> Path:
     out = [r for r in old if r["key"] not in keys] + rows
     fields = list(dict.fromkeys(k for r in out for k in r))
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .atomic import atomic_path
+    from badnet_repair.atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fields)
