@@ -162,3 +162,23 @@ class Graph:
                 if ref.key == key and ref.shape is not None:
                     return ref.shape
         return tuple(self.model.outputs[self.outputs.index(key)].shape[1:])  # read by no call: an output
+
+
+def rebuild(model, first=None, last=None, name: str = "rebuilt") -> keras.Model:
+    """`model`'s own layers called anew on a new input: `first` (tensor -> tensor) applied to
+    the input before them and `last` to the output after them, such as a Rescaling layer or a
+    separate softmax. The layers are shared with `model`: copy the result to train it apart."""
+    graph = Graph(model)
+    inp = keras.Input(model.input_shape[1:], name="pixels")
+    memo = {graph.inputs[0]: first(inp) if first else inp}
+
+    def tensor(key):
+        if key not in memo:
+            args, kwargs = graph.calls[(key[0], key[1])]
+            out = graph.layers[key[0]](*_resolve(args, tensor), **_resolve(kwargs, tensor))
+            for i, o in enumerate(out if isinstance(out, (list, tuple)) else [out]):
+                memo[(key[0], key[1], i)] = o
+        return memo[key]
+
+    out = tensor(graph.outputs[0])
+    return keras.Model(inp, last(out) if last else out, name=name)

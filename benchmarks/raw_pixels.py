@@ -25,23 +25,11 @@ from badnet_repair.model import keras, load_badnet, save_model  # noqa: E402
 
 
 def rescaled(model):
-    """`model`'s layers called anew behind Rescaling(1/255): the same function on raw pixels."""
-    from badnet_repair.graph import Graph, _resolve
+    """`model`'s layers behind Rescaling(1/255): the same function on raw pixels."""
+    from badnet_repair.graph import rebuild
     from badnet_repair.training import copy
 
-    g = Graph(model)
-    inp = keras.Input(model.input_shape[1:], name="pixels")
-    memo = {g.inputs[0]: keras.layers.Rescaling(1 / 255.0, name="rescale")(inp)}
-
-    def tensor(key):
-        if key not in memo:
-            args, kwargs = g.calls[(key[0], key[1])]
-            out = g.layers[key[0]](*_resolve(args, tensor), **_resolve(kwargs, tensor))
-            for i, o in enumerate(out if isinstance(out, (list, tuple)) else [out]):
-                memo[(key[0], key[1], i)] = o
-        return memo[key]
-
-    return copy(keras.Model(inp, tensor(g.outputs[0]), name="raw_pixels"))
+    return copy(rebuild(model, first=lambda t: keras.layers.Rescaling(1 / 255.0, name="rescale")(t), name="raw_pixels"))
 
 
 def run(root: Path, model_path: Path, divisor: float, names: list) -> dict:

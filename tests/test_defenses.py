@@ -293,24 +293,10 @@ def test_every_defense_module_implements_the_interface_and_the_registry_finds_th
 # --- Equivalences: the same function in other forms must get the same verdict -------------
 
 def _rebuild(model, first=None, last=None):
-    """`model`'s layers called anew: `first` applied to the new input (a Rescaling) and
-    `last` to the output (a separate softmax). Weights copied, so nothing is shared."""
-    from badnet_repair.graph import Graph, _resolve
+    """`model`'s layers called anew, `first` before them and `last` after; weights copied."""
+    from badnet_repair.graph import rebuild
 
-    g = Graph(model)
-    inp = keras.Input(model.input_shape[1:], name="pixels")
-    memo = {g.inputs[0]: first(inp) if first else inp}
-
-    def tensor(key):
-        if key not in memo:
-            args, kwargs = g.calls[(key[0], key[1])]
-            out = g.layers[key[0]](*_resolve(args, tensor), **_resolve(kwargs, tensor))
-            for i, o in enumerate(out if isinstance(out, (list, tuple)) else [out]):
-                memo[(key[0], key[1], i)] = o
-        return memo[key]
-
-    out = tensor(g.outputs[0])
-    return training.copy(keras.Model(inp, last(out) if last else out, name="form"))
+    return training.copy(rebuild(model, first, last, name="form"))
 
 
 def _logits(model):
