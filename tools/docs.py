@@ -314,9 +314,18 @@ def defense_times() -> str:
     return _table(["defense", "mean s per BadNet", "max s", "CPU"], rows, "|---|---:|---:|---|")
 
 
+def raw_pixels() -> str:
+    """The default defense on the default BadNet fed x / 255 and behind Rescaling(1/255) fed
+    raw pixels (benchmarks/results/raw_pixels.csv)."""
+    rows = [[r["key"], r["input_divisor"], r["defense"], r["badnet_clean_accuracy_test"], r["clean_accuracy_test"],
+             r["attack_success_rate_test"], r["cpu"]] for r in _csv(f"{RESULTS}/raw_pixels.csv")]
+    return _table(["B fed", "input_divisor", "defense", "B's clean accuracy %", "defended clean accuracy %",
+                   "ASR %", "CPU"], rows, "|---|---:|---|---:|---:|---:|---|")
+
+
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times)}
+                                     defense_times, raw_pixels)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
