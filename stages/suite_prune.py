@@ -10,7 +10,8 @@ from badnet_repair.errors import cli
 def main():
     name = sys.argv[1]
     cfg = {"prune": params.load("prune")}
-    xs = [f"{x:g}" for x in params.thresholds(cfg["prune"])]
+    # Each X spelled as the params file run_stages writes spells it, which names its folder.
+    xs = [str(x) for x in params.thresholds(cfg["prune"])]
     suite.run_stages(name, [["activations.py"], ["prune_sweep.py"], *(["export_variants.py", x] for x in xs),
                             ["evaluate_repaired.py"]], cfg)
 
