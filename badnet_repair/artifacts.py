@@ -34,6 +34,7 @@ PLOTS_TEMPLATE = "plots/plots_template.html"  # .dvc/config plots.html_template:
 REPORT = "plots/report.html"
 DEFENSES_DIR = "models/defenses"  # NAME/: defended.h5, repaired.keras (its G), defense.json
 DEFENSES_METRICS = "metrics/defenses.json"
+SCAN_METRICS = "metrics/scan.json"  # the clean-only scan of B and of every defended net
 
 
 def variant_dir(root, x: str) -> Path:

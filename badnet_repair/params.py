@@ -50,6 +50,15 @@ SCHEMA = {
     },
     # The shared params of the defenses; each defense's own section (defend.NAME) is
     # checked against the schema its module declares (badnet_repair/defenses/NAME.py: PARAMS).
+    "scan": {
+        "top_k": int,
+        "candidates": int,
+        "images": int,
+        "batch_size": int,
+        "bound": float,
+        "step": float,
+        "threshold": float,
+    },
     "defend": {
         "names": [str],
         "default": str,

@@ -79,10 +79,10 @@ def _figure(title: str, png: bytes) -> str:
 
 def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: str,
                     params: dict, figures: dict[str, bytes], defenses: dict | None = None,
-                    leaderboard: tuple[str, bytes] | None = None) -> str:
+                    leaderboard: tuple[str, bytes] | None = None, scan: dict | None = None) -> str:
     """The report as Markdown, figures as inline HTML with data URIs. `defenses`: the
     defenses on this BadNet (metrics/defenses.json); `leaderboard`: the attack suite's
-    summary table and figure, where the suite has run."""
+    summary table and figure, where the suite has run; `scan`: metrics/scan.json."""
     def pct(v):
         return "n/a" if v is None else f"{v:.2f}"
 
@@ -121,6 +121,15 @@ def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: 
                            defenses[f"{n}_clean_accuracy_test"], defenses[f"{n}_attack_success_rate_test"],
                            defenses[f"{n}_detection_rate_test"], defenses[f"{n}_false_positive_rate_test"]]
                           for n in names])]
+    if scan:
+        parts += ["## Backdoor scan (clean validation data only)",
+                  "Each net's candidates are the classes most often among clean images' runners-up (their pull); "
+                  "a targeted universal perturbation within the scan's bound tries to send the holdout to each. "
+                  "A candidate it sends at least the threshold's share to is named a target.",
+                  _table(["net", "verdict", "targets", "largest share %", "candidates (class: share %)"],
+                         [[name, r["verdict"], ", ".join(map(str, r["targets"])) or "none", 100 * r["share"],
+                           ", ".join(f"{c['class']}: {100 * c['share']:.1f}" for c in r["candidates"])]
+                          for name, r in scan.items()])]
     if leaderboard:
         table, png = leaderboard
         parts += ["## Leaderboard: every defense on every BadNet of the attack suite (test data)", table.strip(),

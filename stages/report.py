@@ -1,5 +1,5 @@
 """report: plots/report.html, one self-contained page with the baseline, the pruned and
-fine-pruned tables, the defenses, the attack suite's leaderboard (when it has run) and
+fine-pruned tables, the defenses, the backdoor scan, the attack suite's leaderboard (when it has run) and
 the figures (params: prune, finetune, shown for context)."""
 from pathlib import Path
 
@@ -48,7 +48,8 @@ def main():
         artifacts.read_json(artifacts.BASELINE_METRICS, "baseline"),
         artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "evaluate-repaired"),
         _read(artifacts.RESULTS_MD, "evaluate-repaired").decode("utf-8", "replace"),
-        cfg, figures, artifacts.read_json(artifacts.DEFENSES_METRICS, "evaluate-defenses"), _leaderboard())
+        cfg, figures, artifacts.read_json(artifacts.DEFENSES_METRICS, "evaluate-defenses"), _leaderboard(),
+        artifacts.read_json(artifacts.SCAN_METRICS, "scan"))
     page = report.report_html(text)
     write_text(artifacts.REPORT, page)
     print(f"{artifacts.REPORT}: {len(page) // 1024} KiB")

@@ -136,6 +136,27 @@ def test_no_defense_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(sma
         assert "bd_" not in (ROOT / script).read_text()
 
 
+def test_the_scan_reads_no_poisoned_file_no_test_file_and_no_fact_of_the_attack(small, tmp_path):
+    """The scan stage on B and every defended net gives the same metrics/scan.json with the
+    poisoned files, the clean test file and the attack's facts removed; dvc.yaml gives it
+    the clean validation file alone."""
+    code, err = run_stage("scan", small)
+    assert code == 0, err
+    first = json.loads((small / "metrics/scan.json").read_text())
+    assert set(first) == {"badnet", *DEFENSES}
+    root = tmp_path / "proj"
+    shutil.copytree(small, root)
+    for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5", "data/cl/test.h5", "metrics/attack.json",
+                "metrics/scan.json"):
+        (root / rel).unlink()
+    code, err = run_stage("scan", root)
+    assert code == 0, err
+    assert (root / "metrics/scan.json").read_bytes() == (small / "metrics/scan.json").read_bytes()
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["scan"]["deps"]
+    assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
+    assert not [d for d in deps if d.startswith("metrics/")] and "bd_" not in (ROOT / "stages/scan.py").read_text()
+
+
 def test_the_choice_rule_takes_the_first_candidate_that_keeps_the_floor():
     class Clean:
         def holdout_accuracy(self, model):

@@ -23,7 +23,7 @@ def _stages(thresholds):
     """Every stage of dvc.yaml in the order `dvc repro` runs them, for these thresholds."""
     return (["fetch-data", "baseline", "activations", "prune-sweep"]
             + [f"export-variants@{x}" for x in thresholds] + [f"fine-prune@{x}" for x in thresholds]
-            + ["evaluate-repaired"] + [f"defend@{d}" for d in DEFENSES] + ["evaluate-defenses", "report",
+            + ["evaluate-repaired"] + [f"defend@{d}" for d in DEFENSES] + ["evaluate-defenses", "scan", "report",
                                                                           "plots-template"])
 
 
@@ -34,7 +34,8 @@ OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/b
         "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
         "plots/prune_sweep.csv", "plots/prune_sweep.png", "plots/detector.csv", "plots/detector.png",
         "plots/fine_prune_history.csv", "metrics/fine_prune.json", "metrics/repaired.json", "metrics/results.md",
-        "plots/repaired.png", "metrics/defenses.json", "plots/report.html", "plots/plots_template.html"]
+        "plots/repaired.png", "metrics/defenses.json", "metrics/scan.json", "plots/report.html",
+        "plots/plots_template.html"]
 GIT_OUTS = [p for p in OUTS if p.startswith(("metrics/", "plots/")) and not p.endswith(".html")]
 RESTORE = ["git", "checkout", "--", "metrics", "plots"]  # with `dvc checkout`: docs/reliability.md's restore line
 
@@ -53,8 +54,10 @@ def _same_run(ran, expected):
     at = {s: i for i, s in enumerate(ran)}
     xs = [s.split("@")[1] for s in ran if s.startswith("export-variants@")]
     edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"),
-             ("baseline", "report"), ("evaluate-repaired", "report"), ("evaluate-defenses", "report")]
-    edges += [e for d in DEFENSES for e in (("fetch-data", f"defend@{d}"), (f"defend@{d}", "evaluate-defenses"))]
+             ("baseline", "report"), ("evaluate-repaired", "report"), ("evaluate-defenses", "report"),
+             ("scan", "report")]
+    edges += [e for d in DEFENSES for e in (("fetch-data", f"defend@{d}"), (f"defend@{d}", "evaluate-defenses"),
+                                            (f"defend@{d}", "scan"))]
     edges += [e for x in xs for e in (("prune-sweep", f"export-variants@{x}"),
                                       (f"export-variants@{x}", f"fine-prune@{x}"),
                                       (f"fine-prune@{x}", "evaluate-repaired"))]

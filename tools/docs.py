@@ -108,6 +108,13 @@ PARAM_DOCS = {
     "defend.i_bau.batch_size": "batch size of the unlearning and the recovery",
     "defend.i_bau.recover_lr": "learning rate of the recovery fine-tuning (Adam, cosine to 0)",
     "defend.i_bau.recover_epochs": "recovery fine-tuning epochs",
+    "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
+    "scan.candidates": "classes verified, the highest pull first",
+    "scan.images": "training-share images the targeted perturbation search passes over, once",
+    "scan.batch_size": "images per step of the search",
+    "scan.bound": "L2 radius of the targeted universal perturbation, on images scaled to [0, 1]",
+    "scan.step": "length of each step of the search, a share of `bound`",
+    "scan.threshold": "a candidate whose perturbation sends this share of the holdout to it is a target",
 }
 
 
@@ -323,9 +330,31 @@ def raw_pixels() -> str:
                    "ASR %", "CPU"], rows, "|---|---:|---|---:|---:|---:|---|")
 
 
+def scan_calibration() -> str:
+    """benchmarks/scan_calibration.py's rows: per net and bound, the share of the holdout the
+    perturbation sends to each true target and the largest share of any other candidate;
+    then the bound scan.calibrate chooses from the clean nets' rows alone."""
+    from badnet_repair import scan
+
+    rows = _csv(f"{RESULTS}/scan_calibration.csv")
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["net"], r["kind"], r["bound"], r["seconds"], r["cpu"]), []).append(r)
+    out = []
+    for (net, kind, bound, seconds, cpu), rs in groups.items():
+        hits = [f"{r['class']}: {100 * float(r['share']):.1f}" for r in rs if r["is_target"] == "True"]
+        other = max((float(r["share"]) for r in rs if r["is_target"] != "True"), default=0.0)
+        out.append([net, kind, bound, ", ".join(hits) or "none", f"{100 * other:.1f}", seconds, cpu])
+    threshold = _yaml("params.yaml")["scan"]["threshold"]
+    table = _table(["net", "kind", "bound", "targets (class: share %)", "largest other share %", "seconds", "CPU"],
+                   out, "|---|---|---:|---|---:|---:|---|")
+    return (table + f"\n\nFrom the clean nets' rows alone, `scan.calibrate` chooses bound "
+            f"**{scan.calibrate(rows, threshold):g}** (threshold {threshold:g}, margin 2).\n")
+
+
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels)}
+                                     defense_times, raw_pixels, scan_calibration)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

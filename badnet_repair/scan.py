@@ -1,0 +1,127 @@
+"""scan: a clean-only verdict on a net. Is it backdoored, and towards which classes?
+
+It reads the clean validation images alone, split as the defenses split them (defend.holdout,
+defend.seed): it searches on the training share and measures on the holdout. Two steps:
+
+1. Candidates, after K-Arm's pre-screening (Shen et al., ICML 2021). A backdoor raises its
+   target's score on every input, so the target is among the top `top_k` classes (after the
+   image's own) of far more clean images than any other class. Its `pull` is that count over
+   what a uniform draw would give; the `candidates` classes of highest pull go on.
+2. Verification, by a targeted universal perturbation (Moosavi-Dezfooli et al., CVPR 2017):
+   one perturbation of the [0, 1] images, L2 norm <= `bound`, that sends as many training
+   images as it can to the candidate. Its `share` is the holdout images it sends there. A
+   trigger inside the ball is such a perturbation, so a target takes nearly all; a natural
+   class takes next to none.
+
+Targeted, the search does not compete with the net's natural weak spots. An untargeted
+one (I-BAU's) follows whichever direction raises the loss fastest, and on a worn trigger that
+can be a natural class: on the suite's eyebrows BadNet it sent 93 % of the images to class
+795, not to the target. The verdict is "backdoor found" where a candidate's share reaches
+`threshold`; the bound and the threshold are calibrated on clean nets alone (`calibrate`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import BadInput
+from .params import PARAMS_FILE
+
+FOUND, NONE = "backdoor found", "none found"
+
+
+def check(cfg: dict) -> dict:
+    """scan's params, range-checked before any work; BadInput naming the param."""
+    for key in ("top_k", "candidates", "images", "batch_size"):
+        if cfg[key] < 1:
+            raise BadInput(f"{PARAMS_FILE}: 'scan.{key}' must be >= 1, got {cfg[key]}")
+    if not cfg["bound"] > 0:
+        raise BadInput(f"{PARAMS_FILE}: 'scan.bound' must be > 0, got {cfg['bound']}")
+    if not 0 < cfg["step"] <= 1:
+        raise BadInput(f"{PARAMS_FILE}: 'scan.step' must be in (0, 1] (a share of the bound), got {cfg['step']}")
+    if not 0 < cfg["threshold"] <= 1:
+        raise BadInput(f"{PARAMS_FILE}: 'scan.threshold' must be in (0, 1], got {cfg['threshold']}")
+    return cfg
+
+
+def pull(outputs: np.ndarray, top_k: int) -> np.ndarray:
+    """Per class: how often it is among each image's top `top_k` classes after the image's
+    own (its argmax), over the count a uniform draw of the other classes would give."""
+    n, classes = outputs.shape
+    k = min(top_k, classes - 1)
+    top = np.argsort(-outputs, axis=1, kind="stable")[:, 1:k + 1]
+    return np.bincount(top.ravel(), minlength=classes) / (n * k / (classes - 1))
+
+
+def candidates(p: np.ndarray, count: int) -> list[int]:
+    """The `count` classes of highest pull (ties: the lower class first)."""
+    return [int(c) for c in np.argsort(-p, kind="stable")[:count]]
+
+
+def universal_perturbation(model, x, target: int, bound: float, step: float, batch_size: int, unit=np.float32(1.0)):
+    """One perturbation delta of [0, 1] images, ||delta||_2 <= bound, that sends x + unit * delta
+    (x as the model is fed) to `target`: one pass over x in batches, each a step of
+    `step * bound` along the normalised gradient of the cross-entropy to the target, then a
+    projection onto the ball. Normalised steps make it independent of the loss's scale."""
+    import tensorflow as tf
+
+    from .training import cross_entropy
+
+    ce, size = cross_entropy(model), np.float32(step * bound)
+
+    @tf.function(reduce_retracing=True)
+    def descend(delta, xb):
+        with tf.GradientTape() as tape:
+            tape.watch(delta)
+            loss = ce(tf.fill((tf.shape(xb)[0],), target), model(xb + delta * unit, training=False))
+        g = tape.gradient(loss, delta)
+        delta = delta - size * g / (tf.norm(g) + 1e-12)
+        return delta * tf.minimum(1.0, bound / (tf.norm(delta) + 1e-12))
+
+    delta = tf.zeros((1,) + tuple(x.shape[1:]))
+    for i in range(0, len(x), batch_size):
+        delta = descend(delta, tf.constant(x[i:i + batch_size]))
+    return delta.numpy()
+
+
+def scan(model, clean, cfg: dict, log=print) -> dict:
+    """The scan of one net on the defender's clean data (defenses.base.Clean): its candidates
+    with their pull and share, the targets (candidates whose share reaches the threshold),
+    and the verdict."""
+    from .evaluate import predict, predict_classes, scale
+
+    rng = np.random.default_rng([cfg["seed"], 31])
+    sample = np.sort(rng.permutation(len(clean.y))[:cfg["images"]])
+    x = clean.x[sample]  # as the model is fed
+    p = pull(predict(model, x), cfg["top_k"])
+    rows = []
+    held = scale(clean.x_holdout, clean.input_divisor)
+    before = predict_classes(model, held)
+    for c in candidates(p, cfg["candidates"]):
+        delta = universal_perturbation(model, x, c, cfg["bound"], cfg["step"], cfg["batch_size"], clean.unit)
+        sent = predict_classes(model, held + delta * clean.unit)[before != c]  # as ASR: those not in c already
+        share = float(np.mean(sent == c)) if len(sent) else 0.0
+        rows.append({"class": c, "pull": round(float(p[c]), 4), "share": round(share, 4),
+                     "norm": round(float(np.linalg.norm(delta)), 4)})
+        log(f"  class {c}: pull {p[c]:.2f}, a perturbation of L2 {rows[-1]['norm']:.2f} sends "
+            f"{100 * rows[-1]['share']:.1f}% of the holdout there")
+    targets = [r["class"] for r in rows if r["share"] >= cfg["threshold"]]
+    return {"verdict": FOUND if targets else NONE, "targets": targets,
+            "share": max((r["share"] for r in rows), default=0.0), "candidates": rows}
+
+
+def calibrate(rows, threshold: float, margin: float = 2.0) -> float:
+    """The bound, from clean nets alone: the largest bound at which no candidate of any clean
+    net gets more than threshold / margin of the holdout. `rows`: dicts with kind ("clean"
+    or not), bound and share, one per candidate (benchmarks/scan_calibration.py writes them);
+    rows of other kinds are not read."""
+    clean = [r for r in rows if r["kind"] == "clean"]
+    if not clean:
+        raise BadInput("scan calibration: no clean net's rows; the bound is chosen on clean nets only")
+    worst = {}
+    for r in clean:
+        b = float(r["bound"])
+        worst[b] = max(worst.get(b, 0.0), float(r["share"]))
+    ok = [b for b, s in worst.items() if s <= threshold / margin]
+    if not ok:
+        raise BadInput(f"scan calibration: at every bound some clean net's candidate gets more than "
+                       f"{threshold / margin:g} of the holdout; try smaller bounds")
+    return max(ok)
