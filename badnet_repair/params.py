@@ -48,8 +48,6 @@ SCHEMA = {
         "holdout": float,
         "seed": int,
     },
-    # The shared params of the defenses; each defense's own section (defend.NAME) is
-    # checked against the schema its module declares (badnet_repair/defenses/NAME.py: PARAMS).
     "scan": {
         "top_k": int,
         "candidates": int,
@@ -59,6 +57,8 @@ SCHEMA = {
         "step": float,
         "threshold": float,
     },
+    # The shared params of the defenses; each defense's own section (defend.NAME) is
+    # checked against the schema its module declares (badnet_repair/defenses/NAME.py: PARAMS).
     "defend": {
         "names": [str],
         "default": str,

@@ -11,7 +11,7 @@ defend.seed): it searches on the training share and measures on the holdout. Two
    one perturbation of the [0, 1] images, L2 norm <= `bound`, that sends as many training
    images as it can to the candidate. Its `share` is the holdout images it sends there. A
    trigger inside the ball is such a perturbation, so a target takes nearly all; a natural
-   class takes next to none.
+   class takes far fewer.
 
 Targeted, the search does not compete with the net's natural weak spots. An untargeted
 one (I-BAU's) follows whichever direction raises the loss fastest, and on a worn trigger that

@@ -346,7 +346,7 @@ def scan_calibration() -> str:
         other = max((float(r["share"]) for r in rs if r["is_target"] != "True"), default=0.0)
         out.append([net, kind, bound, ", ".join(hits) or "none", f"{100 * other:.1f}", seconds, cpu])
     threshold = _yaml("params.yaml")["scan"]["threshold"]
-    table = _table(["net", "kind", "bound", "targets (class: share %)", "largest other share %", "seconds", "CPU"],
+    table = _table(["net", "kind", "bound", "the attack's targets (class: share %)", "largest other share %", "seconds", "CPU"],
                    out, "|---|---|---:|---|---:|---:|---|")
     return (table + f"\n\nFrom the clean nets' rows alone, `scan.calibrate` chooses bound "
             f"**{scan.calibrate(rows, threshold):g}** (threshold {threshold:g}, margin 2).\n")
