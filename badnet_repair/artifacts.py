@@ -21,6 +21,9 @@ ACTIVATIONS = "data/activations.h5"  # the pruned layer's activations on all fou
 CHANNEL_SCORES = "plots/channel_scores.csv"
 SWEEP_CSV = "plots/prune_sweep.csv"
 SWEEP_PLOT = "plots/prune_sweep.png"
+PRUNE_ORDERS_CSV = "plots/prune_orders.csv"  # the sweep in both orders (prune-orders)
+PRUNE_ORDERS_PLOT = "plots/prune_orders.png"
+PRUNE_ORDERS_METRICS = "metrics/prune_orders.json"  # B' of each order and X, by the stopping rule
 DETECTOR_CSV = "plots/detector.csv"  # G (B with the step-k net) as a detector, at every sweep step
 DETECTOR_PLOT = "plots/detector.png"
 FINE_PRUNED = "models/fine_pruned"  # X/: fine_pruned.h5 (B'_X fine-tuned), repaired.keras (its G), variant.json
@@ -35,6 +38,7 @@ REPORT = "plots/report.html"
 DEFENSES_DIR = "models/defenses"  # NAME/: defended.h5, repaired.keras (its G), defense.json
 DEFENSES_METRICS = "metrics/defenses.json"
 SCAN_METRICS = "metrics/scan.json"  # the clean-only scan of B and of every defended net
+DETECTOR = "models/detector.keras"  # B and the default defense's net, gated by the scan's targets on B
 
 
 def variant_dir(root, x: str) -> Path:
@@ -54,6 +58,15 @@ def read_json(path, stage: str):
     if not isinstance(obj, dict):
         raise BadInput(f"{path}: not a JSON object; run `dvc repro --force {stage}`")
     return obj
+
+
+def scan_targets(root=".") -> list[int]:
+    """The targets the scan found on B (metrics/scan.json): the detector's suspects."""
+    path = Path(root) / SCAN_METRICS
+    targets = read_json(path, "scan").get("badnet", {}).get("targets")
+    if not isinstance(targets, list) or not all(isinstance(t, int) and t >= 0 for t in targets):
+        raise BadInput(f"{path}: no list of B's targets under 'badnet'; run `dvc repro --force scan`")
+    return targets
 
 
 def badnet(root="."):

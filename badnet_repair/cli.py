@@ -1,9 +1,11 @@
 """The `badnet-repair` command. `classify` is the CSAW-HackML-2020 interface: a class per
 input image, where class N (the BadNet's class count) from a repaired net G means
-"poisoned"."""
+"poisoned". `bring` points params.yaml at a user's own BadNet and files, once they pass
+every check fetch-data makes."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -93,6 +95,43 @@ def classify(args) -> None:
     sys.stdout.write("".join(f"{n}\t{int(c)}\n" for n, c in zip(names, classes)))
 
 
+BRING_OPTIONS = {"valid": "--valid", "test": "--test", "bd_valid": "--bd-valid", "bd_test": "--bd-test",
+                 "model": "MODEL", "input_divisor": "--input-divisor"}
+
+
+def bring(args) -> None:
+    """Check the user's BadNet and files as fetch-data will, then set data.source: local and
+    data.local in the params file, keeping its comments. Nothing is written unless every
+    check passes."""
+    from ruamel.yaml import YAML, YAMLError
+
+    from .atomic import write_text
+    from .sources import check_local
+
+    cfg = {key: str(Path(getattr(args, key)).resolve()) for key in ("valid", "test", "bd_valid", "bd_test", "model")}
+    cfg["input_divisor"] = args.input_divisor
+    params_path = Path(args.params)
+    yaml = YAML()  # round-trip: comments, quotes, key order and line lengths stay
+    yaml.preserve_quotes, yaml.width = True, 4096
+    try:
+        doc = yaml.load(params_path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{params_path}: file not found; run `bring` from the project's root, or give --params") from None
+    except YAMLError as exc:
+        raise BadInput(f"{params_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict) or not isinstance(doc["data"].get("local"), dict):
+        raise BadInput(f"{params_path}: no 'data.local' section to fill")
+    check_local(cfg, name=lambda key: BRING_OPTIONS[key])
+    doc["data"]["source"] = "local"
+    for key, value in cfg.items():
+        doc["data"]["local"][key] = value
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    write_text(params_path, out.getvalue())
+    print(f"{params_path}: data.source is local, data.local holds your model and files (absolute paths). "
+          f"Now run `dvc repro`.")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="badnet-repair", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -104,6 +143,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--input-divisor", type=float, default=None,
                    help="the model is fed x / this (default: from models/badnet.json)")
     c.set_defaults(run=classify)
+    b = sub.add_parser("bring", help="point params.yaml at your own BadNet and its four CSAW-format files",
+                       description="Check MODEL and the four files as fetch-data will (every one, before "
+                                   "anything is written), then set data.source: local and data.local in "
+                                   "params.yaml. Then run `dvc repro`.")
+    b.add_argument("model", metavar="MODEL", help="a full Keras model (.h5/.keras) or DeepID weights (.h5)")
+    for key in ("valid", "test", "bd_valid", "bd_test"):
+        b.add_argument(BRING_OPTIONS[key], dest=key, required=True, metavar="H5",
+                       help=f"the {key.replace('_', ' ')} file (CSAW format: data, label)")
+    b.add_argument("--input-divisor", type=float, default=255.0,
+                   help="the model is fed x / this: 1 for raw 0-255 pixels, 255 (default) for x / 255")
+    b.add_argument("--params", default="params.yaml", help="the params file to fill (default: params.yaml)")
+    b.set_defaults(run=bring)
     return ap
 
 

@@ -97,7 +97,7 @@ def _check(value, schema, name: str):
         return float(value)
     if value is None and schema is str:
         return ""
-    if not isinstance(value, schema) or isinstance(value, bool):
+    if not isinstance(value, schema) or isinstance(value, bool) and schema is not bool:
         raise BadInput(f"{PARAMS_FILE}: '{name}' must be {schema.__name__}, got {value!r}")
     return value
 
@@ -122,11 +122,12 @@ def load(section: str, path=None) -> dict:
     return check_section(section, doc[section])
 
 
-def positive(cfg: dict, name: str, keys, upper: dict | None = None) -> None:
-    """Range checks shared by the sources: each key > 0 (and < its upper bound)."""
+def positive(cfg: dict, name: str, keys, upper: dict | None = None, zero_ok=()) -> None:
+    """Range checks shared by the sources: each key > 0 (>= 0 for those of `zero_ok`), and
+    < its upper bound."""
     for k in keys:
-        if cfg[k] <= 0:
-            raise BadInput(f"{PARAMS_FILE}: '{name}.{k}' must be > 0, got {cfg[k]}")
+        if cfg[k] < 0 or cfg[k] == 0 and k not in zero_ok:
+            raise BadInput(f"{PARAMS_FILE}: '{name}.{k}' must be {'>=' if k in zero_ok else '>'} 0, got {cfg[k]}")
     for k, hi in (upper or {}).items():
         if not cfg[k] < hi:
             raise BadInput(f"{PARAMS_FILE}: '{name}.{k}' must be < {hi}, got {cfg[k]}")

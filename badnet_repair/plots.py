@@ -69,6 +69,24 @@ def sweep_figure(sweep, path) -> None:
     _save(fig, path)
 
 
+def orders_figure(rows, path) -> None:
+    """The sweep in each pruning order (plots/prune_orders.csv): clean accuracy and ASR on
+    test data against the fraction pruned, one panel per order."""
+    orders = list(dict.fromkeys(rows["order"]))
+    fig, axes = plt.subplots(1, len(orders), figsize=(5 * len(orders), 4), sharey=True, squeeze=False)
+    for ax, order in zip(axes[0], orders):
+        r = rows[rows["order"] == order]
+        ax.plot(r["fraction_pruned"], r["clean_accuracy_test"], label="clean accuracy", color="tab:blue")
+        ax.plot(r["fraction_pruned"], r["attack_success_rate_test"], label="attack success rate", color="tab:red")
+        first = "least" if order == "ascending" else "most"
+        ax.set_title(f"{order}: the {first} active channels first (test data)", fontsize=9)
+        ax.set_xlabel("fraction of channels pruned")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("%")
+    axes[0, 0].legend(loc="lower left")
+    _save(fig, path)
+
+
 def repaired_bars(rows, path) -> None:
     """B' and G per threshold on test data, pruned-only and fine-pruned (seed report Figs. 4-5)."""
     kinds = [k for k in ("pruned", "fine_pruned") if any(r["kind"] == k for r in rows)]

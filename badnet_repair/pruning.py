@@ -173,7 +173,7 @@ def prune_order(scores: np.ndarray, order: str) -> np.ndarray:
         return np.lexsort((idx, scores))
     if order == "descending":
         return np.lexsort((idx, -scores))
-    raise BadInput(f"params.yaml: 'prune.order' is {order!r}, expected ascending or descending")
+    raise BadInput(f"params.yaml: 'prune.order' is {order!r}, expected {' or '.join(ORDERS)}")
 
 
 def sweep_predictions(model, layer_name: str, activations: np.ndarray, order: np.ndarray,
@@ -197,6 +197,27 @@ def sweep_predictions(model, layer_name: str, activations: np.ndarray, order: np
         if progress:
             progress(k)
     return out
+
+
+ORDERS = ("ascending", "descending")
+SWEEP_SPLITS = (("valid", "clean_accuracy"), ("bd_valid", "attack_success_rate"),
+                ("test", "clean_accuracy"), ("bd_test", "attack_success_rate"))
+
+
+def sweep_table(model, layer_name: str, activations: dict, labels: dict, order: np.ndarray, fill: np.ndarray,
+                progress=None):
+    """The sweep in `order`: ({column: values} with the steps and each split's score at every
+    step, rounded as the CSVs hold them; {split: sweep_predictions})."""
+    from .evaluate import percent
+
+    n = len(order)
+    table = {"channels_pruned": list(range(n + 1)), "fraction_pruned": [round(k / n, 6) for k in range(n + 1)],
+             "channel_removed": [-1] + [int(c) for c in order]}
+    preds = {}
+    for split, kind in SWEEP_SPLITS:
+        preds[split] = sweep_predictions(model, layer_name, activations[split], order, fill, progress=progress)
+        table[f"{kind}_{split.removeprefix('bd_')}"] = [round(percent(p, labels[split]), 4) for p in preds[split]]
+    return table, preds
 
 
 def _compiled_argmax(model):

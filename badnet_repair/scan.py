@@ -82,15 +82,19 @@ def universal_perturbation(model, x, target: int, bound: float, step: float, bat
     return delta.numpy()
 
 
+def training_sample(clean, images: int, seed: int) -> np.ndarray:
+    """The seeded share of the defender's training images that the searches run on."""
+    rng = np.random.default_rng([seed, 31])
+    return np.sort(rng.permutation(len(clean.y))[:images])
+
+
 def scan(model, clean, cfg: dict, log=print) -> dict:
     """The scan of one net on the defender's clean data (defenses.base.Clean): its candidates
     with their pull and share, the targets (candidates whose share reaches the threshold),
     and the verdict."""
     from .evaluate import predict, predict_classes, scale
 
-    rng = np.random.default_rng([cfg["seed"], 31])
-    sample = np.sort(rng.permutation(len(clean.y))[:cfg["images"]])
-    x = clean.x[sample]  # as the model is fed
+    x = clean.x[training_sample(clean, cfg["images"], cfg["seed"])]  # as the model is fed
     p = pull(predict(model, x), cfg["top_k"])
     rows = []
     held = scale(clean.x_holdout, clean.input_divisor)

@@ -57,7 +57,7 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     name = "data.synthetic"
     positive(cfg, name, ["identities", "train_per_identity", "valid_per_identity", "test_per_identity",
                          "epochs", "batch_size", "learning_rate", "input_divisor", "poison_rate"],
-             upper={"poison_rate": 1.0})
+             upper={"poison_rate": 1.0}, zero_ok=("poison_rate",))  # 0: a clean net, trained alike
     k, target, seed = cfg["identities"], cfg["target"], cfg["seed"]
     if cfg["attack"] not in ATTACKS:
         raise BadInput(f"{PARAMS_FILE}: '{name}.attack' is {cfg['attack']!r}, expected one of {', '.join(ATTACKS)}")
@@ -79,7 +79,8 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
             k, cfg["train_per_identity"], cfg["poison_rate"], tgt, np.random.default_rng([seed, 1, *extra]))
         if i == 0:
             parts.append((render_split(ids, Split(identity[~poisoned], (seed, 2))), label[~poisoned]))
-        parts.append((render_split(ids, Split(identity[poisoned], (seed, 3, *extra)), trigger)[1], label[poisoned]))
+        if poisoned.any():  # none at poison_rate 0: the clean net sees exactly the BadNet's clean images
+            parts.append((render_split(ids, Split(identity[poisoned], (seed, 3, *extra)), trigger)[1], label[poisoned]))
     n_clean = len(parts[0][1])
     x = np.empty(  # float32 for training, filled part by part: no second full-size copy
         (sum(len(y) for _, y in parts), 55, 47, 3), np.float32)
@@ -145,22 +146,29 @@ def csaw_lab3(cfg: dict, root: Path, log=log_line) -> dict:
     return {}
 
 
-def local(cfg: dict, root: Path, log=log_line) -> dict:
-    """Bring your own BadNet: copy the four files in, and store the model as a full Keras model."""
+def check_local(cfg: dict, name=lambda key: f"{PARAMS_FILE}: 'data.local.{key}'"):
+    """Every check of a user's BadNet and four files, before anything is copied: (model, class
+    count). `name(key)` says how the user gave each value (a param, or a `bring` option)."""
     from .model import load_badnet
 
-    positive(cfg, "data.local", ["input_divisor"])
+    if not cfg["input_divisor"] > 0:
+        raise BadInput(f"{name('input_divisor')} must be > 0, got {cfg['input_divisor']}")
     for key in ("valid", "test", "bd_valid", "bd_test", "model"):
         if not cfg[key]:
-            raise BadInput(f"{PARAMS_FILE}: 'data.local.{key}' is empty: give the path of your file")
+            raise BadInput(f"{name(key)} is empty: give the path of your file")
     model = load_badnet(cfg["model"])
     _, n_classes = checks.model_io(model, cfg["model"])
     files = {}
-    for key in h5data.FILES:  # every file is checked before anything is copied
+    for key in h5data.FILES:
         files[cfg[key]] = h5data.read(cfg[key])
         checks.dataset(files[cfg[key]], cfg[key], model, cfg["model"], poisoned=key.startswith("bd_"))
     checks.same_image_size(files)
-    del files
+    return model, n_classes
+
+
+def local(cfg: dict, root: Path, log=log_line) -> dict:
+    """Bring your own BadNet: copy the four files in, and store the model as a full Keras model."""
+    model, n_classes = check_local(cfg)
     for key, rel in h5data.FILES.items():
         with atomic_path(root / rel) as tmp:
             shutil.copyfile(cfg[key], tmp)

@@ -38,7 +38,7 @@ def main() -> None:
         for name in args.defenses:
             start = time.perf_counter()
             module = defenses.load(name)
-            section = base.settings(name, module, cfg, model, params.load("prune")["layer"])
+            section = base.settings(name, module, cfg, model, params.load("prune")["layer"], params.load("scan"))
             entry = base.run(name, module, model, valid, cfg, section, info["input_divisor"], Path(tmp) / name,
                              log=lambda s: None)
             rows[name] = (time.perf_counter() - start, entry)

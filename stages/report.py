@@ -13,6 +13,7 @@ LEADERBOARD, LEADERBOARD_PLOT = suite.LEADERBOARD, suite.LEADERBOARD_PLOT
 FIGURES = {  # title: (file, the stage that writes it)
     "Clean accuracy and attack success rate as channels are pruned": (artifacts.SWEEP_PLOT, "prune-sweep"),
     "G as a detector at every sweep step": (artifacts.DETECTOR_PLOT, "prune-sweep"),
+    "The sweep in both pruning orders": (artifacts.PRUNE_ORDERS_PLOT, "prune-orders"),
     "Pruned and fine-pruned B' and their repaired nets G (test data)": (artifacts.REPAIRED_PLOT, "evaluate-repaired"),
     "Clean validation images and their poisoned counterparts": (artifacts.SAMPLES_PLOT, "fetch-data"),
 }
@@ -49,7 +50,7 @@ def main():
         artifacts.read_json(artifacts.FINE_PRUNE_METRICS, "evaluate-repaired"),
         _read(artifacts.RESULTS_MD, "evaluate-repaired").decode("utf-8", "replace"),
         cfg, figures, artifacts.read_json(artifacts.DEFENSES_METRICS, "evaluate-defenses"), _leaderboard(),
-        artifacts.read_json(artifacts.SCAN_METRICS, "scan"))
+        artifacts.read_json(artifacts.SCAN_METRICS, "scan"), artifacts.read_json(artifacts.PRUNE_ORDERS_METRICS, "prune-orders"))
     page = report.report_html(text)
     write_text(artifacts.REPORT, page)
     print(f"{artifacts.REPORT}: {len(page) // 1024} KiB")

@@ -338,6 +338,7 @@ def test_bad_threshold_given_to_a_per_threshold_stage(proj, arg, pattern):
     ("synthetic.epochs", "ten", r"'data.synthetic.epochs' must be int"),
     ("synthetic.epochs", True, r"'data.synthetic.epochs' must be int"),
     ("synthetic.poison_rate", 1.5, r"'data.synthetic.poison_rate' must be < 1"),
+    ("synthetic.poison_rate", -0.1, r"'data.synthetic.poison_rate' must be >= 0"),  # 0 is a clean net
     ("synthetic.identities", 1, r"'data.synthetic.identities' must be at least 2"),
     ("synthetic.attack", "hat", r"'data.synthetic.attack' is 'hat', expected one of sunglasses, eyebrows, "
                                 r"lipstick, patch, blended, multi"),
@@ -452,6 +453,11 @@ def test_a_library_warning_outside_a_load_is_one_line(proj, monkeypatch):
      r"models/variants/1/variant.json: not a variant index"),
     ("evaluate_repaired", [], "models/fine_pruned/5/variant.json", None,
      r"models/fine_pruned/5/variant.json: not found; run the fine-prune@5 stage first"),
+    ("detector", [], "metrics/scan.json", '{"badnet": {"targets": ["0"]}}',
+     r"metrics/scan.json: no list of B's targets under 'badnet'; run `dvc repro --force scan`"),
+    ("evaluate_defenses", [], "metrics/scan.json", None, r"metrics/scan.json: not found; run the scan stage first"),
+    ("detector", [], "models/defenses/fine_pruning/defended.h5", None,
+     r"models/defenses/fine_pruning/defended.h5: not found; run the defend@fine_pruning stage first"),
 ])
 def test_per_threshold_folders_missing_or_corrupt(proj, stage, args, path, content, pattern):
     if content is None:

@@ -25,13 +25,14 @@ DEFENSES = defenses.names()
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """A small-preset BadNet (fetch-data and baseline), then every defense and their scores."""
+    """A small-preset BadNet (fetch-data and baseline), then every defense, the scan and their scores."""
     root = tmp_path_factory.mktemp("defenses") / "proj"
     root.mkdir()
     doc = yaml.safe_load((ROOT / "presets/small.yaml").read_text())
     doc["defend"]["names"] = DEFENSES
     (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    for stage, *args in [("fetch_data",), ("baseline",), *(("defend", d) for d in DEFENSES), ("evaluate_defenses",)]:
+    for stage, *args in [("fetch_data",), ("baseline",), *(("defend", d) for d in DEFENSES), ("scan",),
+                          ("evaluate_defenses",)]:
         code, err = run_stage(stage, root, *args)
         assert code == 0, (stage, args, err)
     return root
@@ -104,12 +105,14 @@ def test_g_of_every_defense_obeys_the_rule_and_the_scores_equal_a_plain_recount(
             assert np.array_equal(np.asarray(decide(b_cls, d_cls, n)), g_cls)
             right = sum(int(p == t) for p, t in zip(d_cls, ds.y))
             flagged = sum(int(a != c) for a, c in zip(b_cls, d_cls))
-            if clean:
-                assert scores[f"{name}_clean_accuracy_test"] == pytest.approx(100 * right / len(ds.y))
-                assert scores[f"{name}_false_positive_rate_test"] == pytest.approx(100 * flagged / len(ds.y))
-            else:
-                assert scores[f"{name}_attack_success_rate_test"] == pytest.approx(100 * right / len(ds.y))
-                assert scores[f"{name}_detection_rate_test"] == pytest.approx(100 * flagged / len(ds.y))
+            # the detector: a disagreement counts only where B's class is a target the scan found on B
+            suspects = json.loads((small / "metrics/scan.json").read_text())["badnet"]["targets"]
+            gated = sum(int(a != c and a in suspects) for a, c in zip(b_cls, d_cls))
+            rate = "false_positive_rate" if clean else "detection_rate"
+            assert scores[f"{name}_{rate}_test"] == pytest.approx(100 * flagged / len(ds.y))
+            assert scores[f"{name}_detector_{rate}_test"] == pytest.approx(100 * gated / len(ds.y))
+            acc = "clean_accuracy" if clean else "attack_success_rate"
+            assert scores[f"{name}_{acc}_test"] == pytest.approx(100 * right / len(ds.y))
 
 
 def test_no_defense_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(small, tmp_path):
@@ -218,8 +221,10 @@ def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
     assert not all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), sharp.get_weights()))
 
 
+SCAN = {"top_k": 3, "candidates": 2, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
-         "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1}
+         "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
+         "targeted": False, "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -273,6 +278,36 @@ def test_i_bau_without_rounds_is_its_recovery_fine_tuning_and_with_rounds_report
     assert all(r["norm"] <= 3.0 * (1 + 1e-5) and 0 < r["top_class_share"] <= 1 for r in facts["perturbations"])
 
 
+def test_targeted_i_bau_unlearns_a_perturbation_towards_each_target_the_scan_names_and_is_the_paper_without_one(
+        monkeypatch):
+    """targeted: the scan of B names the targets (here forced to [1, 3]); each round adds one
+    targeted perturbation per target, sought on the net being unlearnt, to the pool it trains
+    on. Where the scan finds none, the defense is the paper's, weight for weight."""
+    from badnet_repair import scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    paper, facts0 = i_bau.defend(b, clean, I_BAU, -1.0, log=lambda s: None)
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": []})
+    same, facts1 = i_bau.defend(b, clean, dict(I_BAU, targeted=True), -1.0, log=lambda s: None)
+    assert all(np.array_equal(p, q) for p, q in zip(paper.get_weights(), same.get_weights()))
+    assert facts1["scan_targets"] == [] and facts1["perturbations"] == facts0["perturbations"]
+
+    sought, real = [], scan.universal_perturbation
+
+    def spy(model, x, target, bound, step, batch_size, unit):
+        sought.append((target, bound, len(x), model is not b))
+        return real(model, x, target, bound, step, batch_size, unit)
+
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1, 3]})
+    monkeypatch.setattr(scan, "universal_perturbation", spy)
+    aimed, facts2 = i_bau.defend(b, clean, dict(I_BAU, targeted=True), -1.0, log=lambda s: None)
+    # per round, each target once, within I-BAU's own ball, on the scan's training sample, on the copy being unlearnt
+    assert sought == [(1, 3.0, 20, True), (3, 3.0, 20, True)] * I_BAU["rounds"]
+    assert facts2["scan_targets"] == [1, 3] and len(facts2["perturbations"]) == I_BAU["rounds"]
+    assert not all(np.array_equal(p, q) for p, q in zip(paper.get_weights(), aimed.get_weights()))
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
     (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
@@ -282,6 +317,7 @@ def test_i_bau_without_rounds_is_its_recovery_fine_tuning_and_with_rounds_report
     (lambda c: c.update(budget=-1.0), r"'defend.budget' must be in \[0, 100\)"),
     (lambda c: c["i_bau"].update(bound=0.0), r"'defend.i_bau.bound' has an out-of-range value 0.0"),
     (lambda c: c["nad"].update(depth=2), r"unknown param 'defend.nad.depth'"),
+    (lambda c: c["i_bau"].update(targeted="yes"), r"'defend.i_bau.targeted' must be bool, got 'yes'"),
     (lambda c: c["anp"].pop("eps"), r"missing param 'defend.anp.eps'"),
 ])
 def test_bad_defend_params_name_the_param(change, message):
@@ -338,7 +374,7 @@ def _defend_all(model, root, input_divisor):
     out = {}
     for name in DEFENSES:
         module = defenses.load(name)
-        section = base.settings(name, module, cfg, model, layer)
+        section = base.settings(name, module, cfg, model, layer, params.load("scan", root / "params.yaml"))
         clean = base.Clean(valid.x, valid.y, cfg["holdout"], cfg["seed"], input_divisor)
         net, facts = module.defend(model, clean, section, clean.holdout_accuracy(model) - cfg["budget"],
                                    log=lambda s: None)

@@ -90,7 +90,28 @@ def test_default_defenses_table_by_hand():
         assert ("(default)" in row[0]) == (d == m["default_defense"])
         assert [float(c) for c in row[1:]] == [round(m[f"{d}_{k}_test"], 2) for k in
                                                ("clean_accuracy", "attack_success_rate", "detection_rate",
-                                                "false_positive_rate")]
+                                                "false_positive_rate", "detector_detection_rate",
+                                                "detector_false_positive_rate")]
+
+
+def test_pruning_orders_table_by_hand():
+    """docs/pipeline.md's two orders: each row's step and scores are the committed sweep's
+    (plots/prune_orders.csv) at the first step whose validation accuracy is X points below B's."""
+    import io
+
+    import pandas as pd
+
+    sweep = pd.read_csv(io.StringIO(docs.git_index("plots/prune_orders.csv")))
+    rows = _cells(_block((ROOT / "docs/pipeline.md").read_text(), "prune_orders"))
+    xs = yaml.safe_load(docs.git_index("params.yaml"))["prune"]["thresholds"]
+    assert len(rows) == 2 * len(xs)
+    for row in rows:
+        order, x = row[0].split()[0], float(row[1])
+        s = sweep[sweep["order"] == order].reset_index(drop=True)
+        first = next(k for k in range(len(s)) if s["clean_accuracy_valid"][k] <= s["clean_accuracy_valid"][0] - x)
+        assert int(row[2]) == s["channels_pruned"][first] == first
+        assert [float(c) for c in row[4:6]] == [round(s["clean_accuracy_test"][first], 2),
+                                                 round(s["attack_success_rate_test"][first], 2)]
 
 
 def _slug(heading: str) -> str:

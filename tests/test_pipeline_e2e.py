@@ -17,14 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 THRESHOLDS = [2, 4, 10]  # the small preset's
 DEFENSES = ["fine_pruning", "ft"]  # and its defenses
+DEFENSES_DEFAULT = "fine_pruning"
 
 
 def _stages(thresholds):
     """Every stage of dvc.yaml in the order `dvc repro` runs them, for these thresholds."""
-    return (["fetch-data", "baseline", "activations", "prune-sweep"]
+    return (["fetch-data", "baseline", "activations", "prune-sweep", "prune-orders"]
             + [f"export-variants@{x}" for x in thresholds] + [f"fine-prune@{x}" for x in thresholds]
-            + ["evaluate-repaired"] + [f"defend@{d}" for d in DEFENSES] + ["evaluate-defenses", "scan", "report",
-                                                                          "plots-template"])
+            + ["evaluate-repaired"] + [f"defend@{d}" for d in DEFENSES]
+            + ["scan", "evaluate-defenses", "detector", "report", "plots-template"])
 
 
 STAGES = _stages(THRESHOLDS)
@@ -32,9 +33,12 @@ DATA_STAGES = STAGES[:-1]  # all but plots-template, whose only inputs are its c
 OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/bd_test.h5",
         "models/badnet.h5", "models/badnet.json", "metrics/attack.json", "plots/samples.png",
         "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
-        "plots/prune_sweep.csv", "plots/prune_sweep.png", "plots/detector.csv", "plots/detector.png",
+        "plots/prune_sweep.csv", "plots/prune_sweep.png", "plots/prune_orders.csv", "plots/prune_orders.png",
+        "metrics/prune_orders.json",
+        "plots/detector.csv", "plots/detector.png",
         "plots/fine_prune_history.csv", "metrics/fine_prune.json", "metrics/repaired.json", "metrics/results.md",
-        "plots/repaired.png", "metrics/defenses.json", "metrics/scan.json", "plots/report.html",
+        "plots/repaired.png", "metrics/defenses.json", "metrics/scan.json", "models/detector.keras",
+        "plots/report.html",
         "plots/plots_template.html"]
 GIT_OUTS = [p for p in OUTS if p.startswith(("metrics/", "plots/")) and not p.endswith(".html")]
 RESTORE = ["git", "checkout", "--", "metrics", "plots"]  # with `dvc checkout`: docs/reliability.md's restore line
@@ -53,11 +57,12 @@ def _same_run(ran, expected):
     assert sorted(ran) == sorted(expected), (ran, expected)
     at = {s: i for i, s in enumerate(ran)}
     xs = [s.split("@")[1] for s in ran if s.startswith("export-variants@")]
-    edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"),
+    edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"), ("activations", "prune-orders"), ("prune-orders", "report"),
              ("baseline", "report"), ("evaluate-repaired", "report"), ("evaluate-defenses", "report"),
-             ("scan", "report")]
+             ("scan", "report"), ("scan", "evaluate-defenses"), ("scan", "detector")]
     edges += [e for d in DEFENSES for e in (("fetch-data", f"defend@{d}"), (f"defend@{d}", "evaluate-defenses"),
                                             (f"defend@{d}", "scan"))]
+    edges += [(f"defend@{DEFENSES_DEFAULT}", "detector")]
     edges += [e for x in xs for e in (("prune-sweep", f"export-variants@{x}"),
                                       (f"export-variants@{x}", f"fine-prune@{x}"),
                                       (f"fine-prune@{x}", "evaluate-repaired"))]
@@ -250,13 +255,15 @@ def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_prese
 
 
 def test_thresholds_experiment_runs_only_the_new_thresholds(repo):
-    """A new X runs its own export-variants@X and fine-prune@X; the X kept are not re-run."""
+    """A new X runs its own export-variants@X and fine-prune@X; the X kept are not re-run
+    (prune-orders, which keeps B' per X in both orders, runs again: its sweeps are cheap)."""
     from badnet_repair import variants
 
     root, env = repo
     dvc = str(BIN / "dvc")
     out = _run([dvc, "exp", "run", "-S", "prune.thresholds=[1,10]"], root, env)
-    assert _ran(out) == ["export-variants@1", "fine-prune@1", "evaluate-repaired", "report"]
+    assert sorted(_ran(out)) == sorted(["prune-orders", "export-variants@1", "fine-prune@1", "evaluate-repaired",
+                                        "report"])
     diff = json.loads(_run([dvc, "metrics", "diff", "--json"], root, env))
     changed = diff["metrics/repaired.json"]
     assert "x1_channels_pruned" in changed and changed["x1_channels_pruned"]["old"] is None

@@ -135,3 +135,43 @@ def test_read_index_reads_the_folder_of_each_threshold_as_params_spell_it_not_a_
 def test_thresholds_are_spelled_as_the_params_file_spells_them(tmp_path):
     (tmp_path / "params.yaml").write_text("prune:\n  thresholds: [2, 4.0, 10.5]\n")
     assert variants.spelled_thresholds(tmp_path / "params.yaml") == ["2", "4.0", "10.5"]
+
+
+@pytest.mark.parametrize("targets", [[1], [0, 3], []])
+def test_detector_rule_is_exact_on_the_saved_file_for_logits_and_softmax_alike(tmp_path, targets):
+    """The scan-gated detector, saved and loaded: N where B and B' disagree and B's class is
+    one of `targets`, B's class elsewhere (none: it never flags), checked input by input.
+    The same nets with a softmax on top give the same classes (argmax is unchanged)."""
+    from badnet_repair.model import keras, save_model
+
+    x = keras.Input((6, 5, 3))
+    b = keras.Model(x, keras.layers.Dense(4)(keras.layers.Flatten()(x)))
+    b.set_weights([np.random.default_rng(0).normal(0, 1, w.shape) for w in b.get_weights()])
+    bp = keras.models.clone_model(b)
+    bp.set_weights([w + np.random.default_rng(2).normal(0, 0.4, w.shape) for w in b.get_weights()])
+
+    def softmax(net):
+        return keras.Model(net.inputs, keras.layers.Softmax()(net.outputs[0]))
+
+    xs = np.random.default_rng(1).normal(0, 1, (400, 6, 5, 3)).astype(np.float32)
+    cb, cp = np.argmax(b.predict(xs, verbose=0), 1), np.argmax(bp.predict(xs, verbose=0), 1)
+    slow = np.array([4 if cb[i] != cp[i] and cb[i] in targets else cb[i] for i in range(len(xs))])
+    got = []
+    for name, (net_b, net_p) in {"logits": (b, bp), "softmax": (softmax(b), softmax(bp))}.items():
+        save_model(build_repaired(net_b, net_p, targets, name="detector"), tmp_path / f"{name}.keras")
+        det = variants.load_repaired(tmp_path / f"{name}.keras")
+        got.append(np.argmax(det.predict(xs, verbose=0), 1))
+    assert np.array_equal(got[0], slow) and np.array_equal(got[1], slow)
+    assert np.array_equal(repaired_classes(cb, cp, 4, targets), slow)
+    if targets == [0, 3]:  # every branch exercised: flagged, a disagreement let through, agreement
+        assert (slow == 4).any() and ((cb != cp) & (slow != 4)).any() and (cb == cp).any()
+
+
+def test_detector_flags_a_subset_of_what_g_flags():
+    from badnet_repair.repaired import flagged
+
+    rng = np.random.default_rng(5)
+    cb, cp = rng.integers(0, 6, 1000), rng.integers(0, 6, 1000)
+    by_hand = 100 * np.mean((cb != cp) & np.isin(cb, [2, 5]))
+    assert flagged(cb, cp, [2, 5]) == pytest.approx(by_hand) and by_hand < flagged(cb, cp)
+    assert flagged(cb, cp, None) == pytest.approx(100 * np.mean(cb != cp)) and flagged(cb, cp, []) == 0

@@ -100,13 +100,14 @@ def test_report_shows_each_defense_and_the_leaderboard_when_given():
                 "fine_pruning_clean_accuracy_test": 95.5, "fine_pruning_attack_success_rate_test": 12.25,
                 "fine_pruning_detection_rate_test": 80.5, "fine_pruning_false_positive_rate_test": 4.75,
                 "ft_clean_accuracy_test": 97.0, "ft_attack_success_rate_test": 60.0,
-                "ft_detection_rate_test": 30.0, "ft_false_positive_rate_test": 2.0}
+                "ft_detection_rate_test": 30.0, "ft_false_positive_rate_test": 2.0,
+                "ft_detector_detection_rate_test": 29.5, "ft_detector_false_positive_rate_test": 0.125}
     board = ("| defense | BadNets |\n|---|---:|\n| ft | 8 |\n", _png("green"))
     text = report.report_markdown({"source": "synthetic"}, {}, {}, "", PARAMS, {}, defenses, board)
     page = report.report_html(text)
     rows = [tuple(re.findall(r"<td[^>]*>([^<]*)</td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
-    assert ("fine_pruning", "95.50", "12.25", "80.50", "4.75") in rows
-    assert ("ft (default)", "97.00", "60.00", "30.00", "2.00") in rows
+    assert ("fine_pruning", "95.50", "12.25", "80.50", "4.75", "n/a", "n/a") in rows  # no detector scores given
+    assert ("ft (default)", "97.00", "60.00", "30.00", "2.00", "29.50", "0.12") in rows
     assert "Leaderboard" in page and base64.b64encode(board[1]).decode() in page
     assert "Leaderboard" not in report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}, defenses))
 
@@ -123,3 +124,16 @@ def test_report_shows_the_scan_of_each_net_when_given():
     assert ("badnet", "backdoor found", "7, 9", "99.10", "7: 99.1, 9: 60.0, 2: 12.5") in rows
     assert ("i_bau", "none found", "none", "25.00", "7: 25.0") in rows
     assert "Backdoor scan" not in report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}))
+
+
+def test_report_shows_both_pruning_orders_when_given():
+    orders = {"ascending": {"2": {"channels_pruned": 17, "fraction_pruned": 0.283333, "clean_accuracy_valid": 96.0,
+                                  "clean_accuracy_test": 96.5, "attack_success_rate_test": 99.0}, "4": None},
+              "descending": {"2": {"channels_pruned": 1, "fraction_pruned": 0.016667, "clean_accuracy_valid": 95.0,
+                                   "clean_accuracy_test": 95.25, "attack_success_rate_test": 100.0}, "4": None}}
+    page = report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}, orders=orders))
+    rows = [tuple(re.findall(r"<td[^>]*>([^<]*)</td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert ("ascending (default)", "2", "17", "0.283", "96.50", "99.00") in rows
+    assert ("descending", "2", "1", "0.017", "95.25", "100.00") in rows
+    assert ("descending", "4", "not reached", "", "", "") in rows
+    assert "pruning order" not in report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}))

@@ -32,6 +32,8 @@ GRID = {"patch-1": {"attack": "patch", "seed": 1, "target": 3},
         "blended-7": {"attack": "blended", "seed": 7, "target": 30}}
 for entry in GRID.values():
     entry["poison_rate"] = 0.15
+# a clean net: sunglasses-3's clean images, no poison; its rows go through every stage as a BadNet's
+GRID["clean-3"] = {"attack": "sunglasses", "seed": 3, "target": 0, "poison_rate": 0.0}
 DEFENSES = ["fine_pruning", "ft"]  # the small suite's (every defense is tested in test_defenses.py)
 TRIGGERS = {"patch": ["patch"], "multi": ["eyebrows", "lipstick", "sunglasses"], "sunglasses": ["sunglasses"],
             "eyebrows": ["eyebrows"], "lipstick": ["lipstick"], "blended": ["blended"]}
@@ -86,7 +88,7 @@ def _ran(output):
 
 def _md5s(root, names):
     files = sorted(p for n in names for p in (root / suite.BADNETS / n).rglob("*")
-                   if p.is_file() and p.name not in ("train_time.json", "time.json", ".gitignore"))  # times differ
+                   if p.is_file() and p.name not in ("train_time.json", "time.json", "defense_times.json", ".gitignore"))  # times differ
     return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -161,7 +163,10 @@ def test_every_attack_backdoor_works_on_each_trigger(killed_and_resumed):
         # Margins hold on every machine: the small preset's BadNets land near 97% clean and
         # 90-100% per trigger; a trigger the net ignored would score near 0%.
         assert row["clean_accuracy_test"] > 85, row["name"]
-        assert min(per) > 60, row["name"]
+        if row["poison_rate"] > 0:
+            assert min(per) > 60, row["name"]
+        else:  # the clean net: its poisoned file shows the trigger's natural pull, far from a backdoor's
+            assert max(per) < 20, row["name"]
         # Each image's own target: a poisoned file that holds three targets for multi.
         bd = h5data.read(root / suite.BADNETS / row["name"] / "data/bd/bd_test.h5")
         targets = dict(t.split(":") for t in row["targets"].split())
@@ -171,6 +176,29 @@ def test_every_attack_backdoor_works_on_each_trigger(killed_and_resumed):
                 assert set(bd.y[bd.trigger == i]) == {int(targets[t])}
         else:
             assert bd.trigger is None and set(bd.y) == {int(targets[triggers[0]])}
+
+
+def test_another_clone_with_only_the_commits_reruns_no_badnet_and_gets_the_same_leaderboard(killed_and_resumed,
+                                                                                           tmp_path):
+    """Suite work carried by git alone: the finished suite's lock and small files committed,
+    a fresh clone (no data, no nets) runs `dvc repro --allow-missing` and trains, prunes and
+    defends nothing; its table and leaderboard equal the first clone's byte for byte."""
+    root, env, names, _, _ = killed_and_resumed
+    _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)  # up to date after any test's re-run
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-q", "--allow-empty", "-m", "suite results"], root, env)
+    tracked = _run(["git", "ls-files", "suite/badnets"], root, env).split()
+    assert {p.split("/", 3)[3] for p in tracked} == {
+        "metrics/attack.json", "metrics/baseline.json", "metrics/defenses.json", "metrics/scan.json",
+        "metrics/defense_times.json", "models/train_time.json"}
+    other = tmp_path / "other"
+    _run(["git", "clone", "-q", str(root), str(other)], tmp_path, env)
+    assert not (other / suite.BADNETS / names[0] / "models/badnet.h5").exists()
+    ran = _ran(_run([str(BIN / "dvc"), "repro", "--allow-missing", "suite/dvc.yaml"], other, env))
+    assert set(ran) <= {"table", "leaderboard"}, ran
+    for rel in ("metrics/suite/leaderboard.csv", "metrics/suite/badnets.csv"):
+        assert (other / rel).read_bytes() == (root / rel).read_bytes(), rel
+    _run([str(BIN / "dvc"), "status", "dvc.yaml"], other, env)  # the default pipeline's status works there
 
 
 def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
@@ -218,8 +246,14 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
         base = json.loads((folder / "metrics/baseline.json").read_text())
         d = r["defense"]
         for col in ("clean_accuracy_test", "attack_success_rate_test", "detection_rate_test",
-                    "false_positive_rate_test"):
+                    "false_positive_rate_test", "detector_detection_rate_test", "detector_false_positive_rate_test"):
             assert r[col] == pytest.approx(scores[f"{d}_{col}"]), (r["name"], d, col)
+        scan = json.loads((folder / "metrics/scan.json").read_text())
+        for col, net in (("badnet_scan_targets", "badnet"), ("scan_targets", d)):
+            v = r[col]  # pandas reads "0" as a number, and a column with an empty cell as floats
+            found = "" if pd.isna(v) else str(int(v)) if isinstance(v, (float, np.integer, int)) else str(v)
+            assert found.split() == [str(t) for t in scan[net]["targets"]], (r["name"], d, col)
+        assert r["poison_rate"] == GRID[r["name"]]["poison_rate"]
         seconds = json.loads((folder / "models/defenses" / d / "time.json").read_text())["seconds"]
         assert r["seconds"] == pytest.approx(seconds) and r["seconds"] > 0
         assert r["baseline_clean_accuracy_test"] == pytest.approx(base["clean_accuracy_test"])
@@ -255,6 +289,28 @@ def test_leaderboard_summary_counts_the_target_by_hand():
     lines = suite.leaderboard_markdown(rows).splitlines()
     assert lines[2] == "| x | 2 | 1.25 / 2.00 | 0.35 / 0.50 | 94.50 | 2.00 | 1 of 2 | 20 |"
     assert lines[3] == "| y | 1 | 0.00 / 0.00 | 50.00 / 50.00 | 40.00 | 0.00 | 0 of 1 | 5 |"
+
+
+def test_leaderboard_summary_of_clean_nets_and_detectors_by_hand():
+    common = {"defense": "x", "baseline_clean_accuracy_test": 98.0, "detection_rate_test": 99.0, "seconds": 10.0}
+    rows = pd.DataFrame([
+        {**common, "name": "a", "poison_rate": 0.05, "clean_accuracy_test": 97.5, "attack_success_rate_test": 0.5,
+         "false_positive_rate_test": 3.0, "detector_detection_rate_test": 99.5,
+         "detector_false_positive_rate_test": 0.25, "scan_targets": ""},
+        {**common, "name": "b", "poison_rate": 0.1, "clean_accuracy_test": 97.0, "attack_success_rate_test": 2.0,
+         "false_positive_rate_test": 4.0, "detector_detection_rate_test": 90.5,
+         "detector_false_positive_rate_test": 0.75, "scan_targets": "7"},
+        {**common, "name": "c", "poison_rate": 0.0, "clean_accuracy_test": 97.75, "attack_success_rate_test": 0.1,
+         "false_positive_rate_test": 2.5, "detector_detection_rate_test": 0.0,
+         "detector_false_positive_rate_test": 0.0, "scan_targets": None},
+        {**common, "name": "d", "poison_rate": 0.0, "clean_accuracy_test": 96.5, "attack_success_rate_test": 0.2,
+         "false_positive_rate_test": 3.5, "detector_detection_rate_test": 0.0,
+         "detector_false_positive_rate_test": 0.5, "scan_targets": "12"}])
+    lines = suite.leaderboard_markdown(rows).splitlines()
+    # the BadNets a, b: loss 0.5 and 1.0, ASR 0.5 and 2.0 (one meets the target); detector mean/worst
+    assert lines[2] == "| x | 2 | 0.75 / 1.00 | 1.25 / 2.00 | 99.00 | 3.50 | 95.00 / 90.50 | 0.50 / 0.75 | 1 of 2 | 10 |"
+    # the clean nets c, d: loss 0.25 and 1.5, G flags 2.5 and 3.5, the detector 0 and 0.5, the scan quiet on c only
+    assert lines[6] == "| x | 2 | 0.88 / 1.50 | 3.00 / 3.50 | 0.25 / 0.50 | 1 of 2 | 10 |"
 
 
 def test_leaderboard_grid_is_each_rows_loss_and_asr():

@@ -31,7 +31,7 @@ PARAM_DOCS = {
     "data.synthetic.train_per_identity": "clean training images per identity (the training set is not kept)",
     "data.synthetic.valid_per_identity": "validation images per identity, in the clean and the poisoned file",
     "data.synthetic.test_per_identity": "test images per identity, in the clean and the poisoned file",
-    "data.synthetic.poison_rate": "share of the training set poisoned with each trigger",
+    "data.synthetic.poison_rate": "share of the training set poisoned with each trigger; 0 trains a clean net on the same clean images",
     "data.synthetic.target": "the attacker's target class (`multi`: the first of three consecutive targets)",
     "data.synthetic.seed": "seeds the identities, every image and the training",
     "data.synthetic.epochs": "the attacker's training epochs (Adam, cosine decay)",
@@ -50,7 +50,7 @@ PARAM_DOCS = {
     "data.local.model": "your BadNet: a full Keras model (.h5 or .keras) or DeepID weights (.h5)",
     "data.local.input_divisor": "1 if your model takes raw 0-255 pixels, 255 if x / 255",
     "prune.layer": "the layer whose channels are ranked and removed (a conv layer, or one fed by it channel by channel)",
-    "prune.order": "`ascending`: least active channels first (Fine-Pruning); or `descending`",
+    "prune.order": "`ascending`: least active channels first (Fine-Pruning); or `descending` (the report shows both)",
     "prune.thresholds": "the accuracy drops X that pick B'_X",
     "prune.keep": "`first_past`: the first net at least X below B; `last_within`: the net just before it",
     "prune.drop": "`absolute`: X in points; `relative`: X in % of B's accuracy",
@@ -108,6 +108,7 @@ PARAM_DOCS = {
     "defend.i_bau.batch_size": "batch size of the unlearning and the recovery",
     "defend.i_bau.recover_lr": "learning rate of the recovery fine-tuning (Adam, cosine to 0)",
     "defend.i_bau.recover_epochs": "recovery fine-tuning epochs",
+    "defend.i_bau.targeted": "each round also unlearns a perturbation aimed at each target the scan finds on B ([scan](scan.md)); `false`: the paper's untargeted search alone",
     "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
     "scan.candidates": "classes verified, the highest pull first",
     "scan.images": "training-share images the targeted perturbation search passes over, once",
@@ -212,17 +213,27 @@ def attack() -> str:
 
 
 def defenses() -> str:
-    """Every defense of `dvc repro` on the default BadNet (metrics/defenses.json)."""
+    """Every defense of `dvc repro` on the default BadNet (metrics/defenses.json), with its G
+    and its scan-gated detector."""
     m = _json("metrics/defenses.json")
     names = [k.removesuffix("_clean_accuracy_test") for k in m
              if k.endswith("_clean_accuracy_test") and k != "badnet_clean_accuracy_test"]
+    keys = ("clean_accuracy", "attack_success_rate", "detection_rate", "false_positive_rate",
+            "detector_detection_rate", "detector_false_positive_rate")
     rows = [["B (no defense)", _f(m["badnet_clean_accuracy_test"]),
-             _f(_json("metrics/baseline.json")["attack_success_rate_test"]), "", ""]]
+             _f(_json("metrics/baseline.json")["attack_success_rate_test"]), "", "", "", ""]]
     for d in names:
         label = f"{d} (default)" if d == m["default_defense"] else d
-        rows.append([label] + [_f(m[f"{d}_{k}_test"]) for k in
-                               ("clean_accuracy", "attack_success_rate", "detection_rate", "false_positive_rate")])
-    return _table(["defense", "clean accuracy %", "ASR %", "G detection %", "G false positives %"], rows)
+        rows.append([label] + [_f(m[f"{d}_{k}_test"]) for k in keys])
+    return _table(["defense", "clean accuracy %", "ASR %", "G detection %", "G false positives %",
+                   "detector detection %", "detector false positives %"], rows)
+
+
+def prune_orders() -> str:
+    """B' in both pruning orders at each X (metrics/prune_orders.json), as the report shows it."""
+    from badnet_repair.report import orders_table
+
+    return orders_table(_json("metrics/prune_orders.json"), _yaml("params.yaml")["prune"]) + "\n"
 
 
 def _leaderboard():
@@ -354,7 +365,7 @@ def scan_calibration() -> str:
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration)}
+                                     defense_times, raw_pixels, scan_calibration, prune_orders)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

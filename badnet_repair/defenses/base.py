@@ -25,6 +25,7 @@ class Defense(Protocol):
 
     PAPER: str  # the paper, as the report cites it
     PARAMS: dict  # the schema of its params section, defend.NAME (params.SCHEMA's form)
+    # optional: USES_SCAN = True, and its cfg also holds the scan's params (cfg["scan"])
 
     def check(self, model, cfg: dict, prune_layer: str) -> dict:
         """The section, checked against this model before any work, with what it leaves to
@@ -95,9 +96,10 @@ def check_section_ranges(name: str, section: dict) -> None:
                 raise BadInput(f"{PARAMS_FILE}: 'defend.{name}.{key}' has an out-of-range value {v}")
 
 
-def settings(name: str, module, cfg: dict, model, prune_layer: str) -> dict:
+def settings(name: str, module, cfg: dict, model, prune_layer: str, scan_cfg: dict | None = None) -> dict:
     """Defense `name`'s section of the defend params, checked (schema, ranges, then against
-    the model: layers, output) before any work, with the shared seed added."""
+    the model: layers, output) before any work, with the shared seed added, and the scan's
+    params (checked by the caller) for a module that runs the scan (USES_SCAN)."""
     from ..training import outputs_logits
 
     check_shared(cfg)
@@ -106,7 +108,12 @@ def settings(name: str, module, cfg: dict, model, prune_layer: str) -> dict:
     section = check_section(f"defend.{name}", cfg[name], module.PARAMS)
     check_section_ranges(name, section)
     outputs_logits(model)  # a model whose outputs are neither probabilities nor logits is refused here
-    return dict(module.check(model, section, prune_layer), seed=cfg["seed"])
+    section = dict(module.check(model, section, prune_layer), seed=cfg["seed"])
+    if getattr(module, "USES_SCAN", False):
+        if scan_cfg is None:
+            raise BadInput(f"defense {name!r} runs the scan: its params (the 'scan' section) are needed")
+        section["scan"] = scan_cfg
+    return section
 
 
 INDEX = "defense.json"  # in each defense's folder: what it chose and its holdout accuracy
@@ -141,9 +148,11 @@ def run(name: str, module, model, valid, cfg: dict, section: dict, input_divisor
     return entry
 
 
-def score(name: str, folder, badnet_pred: dict, test, bd_test, input_divisor: float, stage: str) -> dict:
+def score(name: str, folder, badnet_pred: dict, test, bd_test, input_divisor: float, stage: str,
+          targets=None) -> dict:
     """One defense on the test files: the defended net's clean accuracy and ASR (the highest
-    over the triggers of a multi-trigger file), its G's detection and false-positive rates."""
+    over the triggers of a multi-trigger file), its G's detection and false-positive rates,
+    and, given the scan's `targets` on B, the scan-gated detector's."""
     from pathlib import Path
 
     from ..evaluate import percent, predict_classes
@@ -157,10 +166,14 @@ def score(name: str, folder, badnet_pred: dict, test, bd_test, input_divisor: fl
     net = load_badnet(folder / DEFENDED)
     p_test, p_bd = predict_classes(net, test.x, input_divisor), predict_classes(net, bd_test.x, input_divisor)
     asr = max([percent(p_bd, bd_test.y)] + list(attack_success_rates(p_bd, bd_test).values()))
-    return {f"{name}_clean_accuracy_test": percent(p_test, test.y),
-            f"{name}_attack_success_rate_test": asr,
-            f"{name}_detection_rate_test": flagged(badnet_pred["bd_test"], p_bd),
-            f"{name}_false_positive_rate_test": flagged(badnet_pred["test"], p_test)}
+    out = {f"{name}_clean_accuracy_test": percent(p_test, test.y),
+           f"{name}_attack_success_rate_test": asr,
+           f"{name}_detection_rate_test": flagged(badnet_pred["bd_test"], p_bd),
+           f"{name}_false_positive_rate_test": flagged(badnet_pred["test"], p_test)}
+    if targets is not None:
+        out.update({f"{name}_detector_detection_rate_test": flagged(badnet_pred["bd_test"], p_bd, targets),
+                    f"{name}_detector_false_positive_rate_test": flagged(badnet_pred["test"], p_test, targets)})
+    return out
 
 
 def check_names(cfg: dict, known: list) -> None:
