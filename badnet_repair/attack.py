@@ -75,13 +75,9 @@ def train_badnet(x: np.ndarray, y: np.ndarray, num_classes: int, input_divisor: 
     Returns (model, final train accuracy in percent).
     """
     from .model import build_deepid, keras, quiet_stderr  # first: it imports TensorFlow quietly
-
-    import tensorflow as tf
-
     from .evaluate import scale
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)  # op determinism: on since model.py imported TensorFlow
     model = build_deepid(num_classes)
     steps = epochs * int(np.ceil(len(x) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)

@@ -32,9 +32,13 @@ def quiet_stderr():
 
 
 with quiet_stderr():
-    import tensorflow  # noqa: F401
+    import tensorflow
     import keras
     from keras import layers
+# Deterministic kernels from the first op on, for every stage: switched on later (at the
+# first training), a net's bytes depended on what ran before it in the process (I-BAU's
+# second candidate differed when a first had run; its perturbations came before any fit).
+tensorflow.config.experimental.enable_op_determinism()
 import h5py  # noqa: E402
 
 logging.getLogger("absl").setLevel(logging.ERROR)  # e.g. "HDF5 is legacy": CSAW's eval.py needs it

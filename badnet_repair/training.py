@@ -102,8 +102,7 @@ def fit(model, x, y, *, epochs: int, batch_size: int, seed: int, learning_rate=N
 
     from .model import keras
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)  # op determinism: on since model.py imported TensorFlow
     variables = list(model.trainable_variables if variables is None else variables)
     if isinstance(optim, str):
         steps = epochs * int(np.ceil(len(y) / batch_size))

@@ -59,3 +59,17 @@ def test_bad_model_files(tmp_path):
     (tmp_path / "x.h5").write_bytes(b"garbage")
     with pytest.raises(BadInput, match="x.h5: cannot load"):
         load_badnet(tmp_path / "x.h5")
+
+
+def test_op_determinism_is_on_from_the_first_op_of_every_stage():
+    """A fresh interpreter that imports the module every stage loads its nets with runs every
+    op deterministically, before any training: I-BAU's perturbations ran before its first
+    fit, and a candidate's net changed with what had run before it in the process."""
+    import subprocess
+    import sys
+
+    code = ("import badnet_repair.model\n"
+            "from tensorflow.python.framework import config\n"
+            "print(config.is_op_determinism_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "True"

@@ -29,7 +29,6 @@ def _stages(thresholds):
 
 
 STAGES = _stages(THRESHOLDS)
-DATA_STAGES = STAGES[:-1]  # all but plots-template, whose only inputs are its code
 OUTS = ["data/cl/valid.h5", "data/cl/test.h5", "data/bd/bd_valid.h5", "data/bd/bd_test.h5",
         "models/badnet.h5", "models/badnet.json", "metrics/attack.json", "plots/samples.png",
         "metrics/baseline.json", "data/activations.h5", "plots/channel_scores.csv",
@@ -292,48 +291,6 @@ def test_run_cache_brings_back_earlier_params_without_running(repo):
     _restore(root, env)
 
 
-def test_forced_rerun_gives_identical_files(repo):
-    root, env = repo
-    _restore(root, env)
-    first = _md5s(root)
-    out = _run([str(BIN / "dvc"), "repro", "--force"], root, env)
-    assert _same_run(_ran(out), STAGES)
-    assert _md5s(root) == first
-
-
-def test_a_stage_killed_midway_then_repro_gives_the_uninterrupted_results(repo):
-    """SIGKILL dvc and the fetch-data stage just after it has replaced the data files
-    (new seed), before the BadNet: `dvc repro` then finishes the job, leaves no temp
-    file, and every output equals an uninterrupted run's."""
-    import signal
-    import time
-
-    root, env = repo
-    dvc = str(BIN / "dvc")
-    params = root / "params.yaml"
-    params.write_text(params.read_text().replace("seed: 2020", "seed: 11"))
-    proc = subprocess.Popen([dvc, "repro"], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "wrote the four data files" in line:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    time.sleep(0.5)
-    assert "Running stage 'fetch-data'" in "".join(seen)
-    out = _run([dvc, "repro"], root, env)
-    assert _same_run(_ran(out), DATA_STAGES)
-    assert not [p for p in root.rglob(".*.tmp*")], "temp files left behind"
-    resumed = _md5s(root)
-    out = _run([dvc, "repro", "--force"], root, env)
-    assert _same_run(_ran(out), STAGES)
-    assert _md5s(root) == resumed
-    _restore(root, env)
-
-
 def test_a_failing_stage_loses_nothing_the_restore_line_cannot_bring_back(repo):
     """Bad params under `dvc repro`: a one-line error; DVC removed the failing stage's
     outputs before running it, and `dvc checkout` plus `git checkout -- metrics plots` bring
@@ -384,15 +341,15 @@ def test_dvc_plots_show_renders_offline_in_headless_chromium(repo, dump_dom):
     html = (out / "dvc_plots" / "index.html").read_text()
     for title in ("vs fraction pruned (validation)", "vs fraction pruned (test)", "validation trade-off",
                   "G as a detector", "detection rate vs fraction pruned", "Mean activation of each channel",
-                  "holdout accuracy at each epoch"):
+                  "holdout accuracy at each epoch", "both pruning orders"):
         assert title in html, title
-    for png in ("prune_sweep.png", "detector.png", "repaired.png", "samples.png"):
+    for png in ("prune_sweep.png", "prune_orders.png", "detector.png", "repaired.png", "samples.png"):
         assert png in html, png
     assert "cdn.jsdelivr" not in html and not re.search(r"<script[^>]* src=", html)
     vega_plots = html.count("vegaEmbed('#")
-    # three from dvc.yaml's top-level plots, four from its stages' plots outputs, and the
+    # three from dvc.yaml's top-level plots, five from its stages' plots outputs, and the
     # committed suite table and leaderboard (suite/dvc.yaml)
-    assert vega_plots == 9
+    assert vega_plots == 10
     charts, marks = _rendered_charts(dump_dom(out / "dvc_plots" / "index.html"))
     assert charts == vega_plots and marks >= 2 * vega_plots, (charts, marks)
 
@@ -412,6 +369,7 @@ def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom
     images = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
     assert images == [(root / p).read_bytes() for p in ("plots/leaderboard.png",  # the committed suite's
                                                          "plots/prune_sweep.png", "plots/detector.png",
+                                                         "plots/prune_orders.png",
                                                          "plots/repaired.png", "plots/samples.png")]
     dom = dump_dom(root / "plots/report.html")
     rows = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", dom, re.S)]
@@ -428,7 +386,8 @@ def test_report_is_self_contained_and_holds_the_committed_numbers(repo, dump_dom
     for d in DEFENSES:
         assert [d + (" (default)" if d == scores["default_defense"] else "")] + [
             f"{scores[f'{d}_{k}_test']:.2f}" for k in ("clean_accuracy", "attack_success_rate", "detection_rate",
-                                                       "false_positive_rate")] in rows, d
+                                                       "false_positive_rate", "detector_detection_rate",
+                                                       "detector_false_positive_rate")] in rows, d
 
 
 @pytest.fixture(scope="module")
@@ -479,11 +438,14 @@ def _wait_for_queue(root, env, timeout=1800):
         time.sleep(3)
 
 
-def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, shared, tmp_path_factory):
-    """docs/sharing.md's queue: queue a grid, run it with two workers, compare with `dvc exp show`,
-    then `dvc exp push` it; another clone pulls and applies one experiment and gets the same files."""
+@pytest.fixture(scope="module")
+def queued(repo):
+    """docs/sharing.md's queue: a grid of two experiments (new thresholds, seeds 1 and 2: every
+    stage re-runs, BadNet training included) run by two workers. Returns the experiments'
+    names, the queue's last status and the workspace's files before."""
     root, env = repo
     dvc = str(BIN / "dvc")
+    _restore(root, env)
     before = _md5s(root)
     out = _run([dvc, "exp", "run", "--queue", "-S", "prune.thresholds=[1,2,3]", "-S", "data.synthetic.seed=1,2"],
                root, env)
@@ -496,6 +458,17 @@ def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, 
         status = _wait_for_queue(root, env)
     finally:
         subprocess.run([dvc, "queue", "stop"], cwd=root, env=env, capture_output=True)
+    shown = json.loads(_run([dvc, "exp", "show", "--json", "--no-pager"], root, env))
+    exps = {e["name"]: e["revs"][0]["data"] for c in shown for e in (c.get("experiments") or [])}
+    return names, status, before, exps
+
+
+def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, shared, queued, tmp_path_factory):
+    """docs/sharing.md's queue: queue a grid, run it with two workers, compare with `dvc exp show`,
+    then `dvc exp push` it; another clone pulls and applies one experiment and gets the same files."""
+    root, env = repo
+    dvc = str(BIN / "dvc")
+    names, status, before, exps = queued
     for name in names:
         assert re.search(rf"\b{name}\s.*\bSuccess\b", status), status
         # a new seed re-runs every stage but the template, whose inputs did not change
@@ -504,8 +477,6 @@ def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, 
 
     table = _run([dvc, "exp", "show", "--md", "--no-pager"], root, env)
     assert all(f"[{name}]" in table for name in names), table
-    shown = json.loads(_run([dvc, "exp", "show", "--json", "--no-pager"], root, env))
-    exps = {e["name"]: e["revs"][0]["data"] for c in shown for e in (c.get("experiments") or [])}
     seeds = {}
     for name in names:
         params = exps[name]["params"]["params.yaml"]["data"]
@@ -525,4 +496,45 @@ def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, 
     assert json.loads((other / "metrics/repaired.json").read_text()) == \
         exps[name]["metrics"]["metrics/repaired.json"]["data"]
     assert _md5s(other) == _md5s(root) != before
+    _restore(root, env)
+
+
+def test_a_stage_killed_midway_then_repro_gives_an_uninterrupted_runs_bytes(repo, queued):
+    """SIGKILL dvc and the fetch-data stage just after it has replaced the data files
+    (seed 1, thresholds [1, 2, 3]), before the BadNet: `dvc repro` then finishes the job,
+    leaves no temp file, and every output equals, byte for byte, the queued experiment's
+    with the same params, run uninterrupted in another process and folder (so a re-run
+    repeats exactly, too)."""
+    import signal
+    import time
+
+    root, env = repo
+    dvc = str(BIN / "dvc")
+    names, _, _, exps = queued
+    name = next(n for n in names if exps[n]["params"]["params.yaml"]["data"]["data"]["synthetic"]["seed"] == 1)
+    _restore(root, env)
+    params = root / "params.yaml"
+    text = params.read_text()
+    assert "seed: 2020" in text and "thresholds: [2, 4, 10]" in text
+    params.write_text(text.replace("seed: 2020", "seed: 1", 1).replace("thresholds: [2, 4, 10]", "thresholds: [1, 2, 3]"))
+    # the queue filled the run-cache with these params: run the stages, don't restore them
+    proc = subprocess.Popen([dvc, "repro", "--no-run-cache"], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "wrote the four data files" in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    time.sleep(0.5)
+    assert "Running stage 'fetch-data'" in "".join(seen)
+    out = _run([dvc, "repro", "--no-run-cache"], root, env)
+    assert _same_run(_ran(out), _stages([1, 2, 3])[:-1])
+    assert not [p for p in root.rglob(".*.tmp*")], "temp files left behind"
+    resumed = _md5s(root)
+    _restore(root, env)
+    _run([dvc, "exp", "apply", name], root, env)
+    assert _md5s(root) == resumed
     _restore(root, env)
