@@ -390,18 +390,24 @@ def _verdict(net, root, input_divisor):
     return predict_classes(net, test.x, input_divisor), test.y, predict_classes(net, bd.x, input_divisor), bd.y
 
 
+@pytest.fixture(scope="module")
+def fed(small):
+    """B, fed x / 255, and every defense's (choice, net) on it: both equivalence tests' reference."""
+    b = load_badnet(small / "models/badnet.h5")
+    return b, _defend_all(b, small, 255.0)
+
+
 SCALE_TOLERANCE = 1.5  # points of clean accuracy or ASR: the two forms round x / 255 apart in the last bit
 
 
-def test_every_defense_gives_the_same_verdict_on_raw_pixels_behind_a_rescaling_layer(small):
+def test_every_defense_gives_the_same_verdict_on_raw_pixels_behind_a_rescaling_layer(small, fed):
     """B fed x / 255, and B1 (the same layers and weights behind Rescaling(1/255)) fed raw
     pixels at input_divisor 1, as lab3's BadNet is: one function, so one verdict per defense.
     I-BAU's bound is on [0, 1] images for both; the chosen setting must match exactly."""
-    b = load_badnet(small / "models/badnet.h5")
+    b, fed = fed
     b1 = _rebuild(b, first=lambda t: keras.layers.Rescaling(1 / 255.0, name="rescale")(t))
     x = h5data.read(small / h5data.FILES["valid"]).x[:64].astype(np.float32)
     assert np.allclose(b1.predict(x, verbose=0), b.predict(x / 255.0, verbose=0), atol=1e-5)
-    fed = _defend_all(b, small, 255.0)
     raw = _defend_all(b1, small, 1.0)
     for name in DEFENSES:
         assert fed[name][0] == raw[name][0], name  # the holdout's choice
@@ -411,17 +417,17 @@ def test_every_defense_gives_the_same_verdict_on_raw_pixels_behind_a_rescaling_l
         assert abs(100 * np.mean(pb == yb) - 100 * np.mean(qb == yb)) <= SCALE_TOLERANCE, name
 
 
-def test_every_defense_gives_the_same_classes_from_softmax_split_softmax_and_logits(small):
+def test_every_defense_gives_the_same_classes_from_softmax_split_softmax_and_logits(small, fed):
     """A softmax model, the same as logits plus a separate softmax layer, and the logits
     alone: the loss reads which one it has from the model, so every defense makes the same
     choice and the same defended classes on all three."""
-    b = load_badnet(small / "models/badnet.h5")
+    b, softmax = fed
     logits = _logits(b)
     split = _rebuild(logits, last=lambda t: keras.layers.Activation("softmax", name="probabilities")(t))
     assert training.outputs_logits(logits) and not training.outputs_logits(split) and not training.outputs_logits(b)
     x = h5data.read(small / h5data.FILES["valid"]).x[:64] / 255.0
     assert np.allclose(split.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
-    runs = [_defend_all(net, small, 255.0) for net in (b, split, logits)]
+    runs = [softmax] + [_defend_all(net, small, 255.0) for net in (split, logits)]
     for name in DEFENSES:
         assert runs[0][name][0] == runs[1][name][0] == runs[2][name][0], name
         verdicts = [_verdict(run[name][1], small, 255.0) for run in runs]
