@@ -1,0 +1,72 @@
+"""Digital trigger families of the field, as their papers define them (issue 24), on uint8
+images (B, H, W, 3). Not yet wired into the synthetic source: the suite runs on frozen code
+until its results are committed.
+
+WaNet (Nguyen and Tran, ICLR 2021): a fixed, smooth warping field. A k x k grid of uniform
+offsets in [-1, 1], normalised to mean magnitude 1, upsampled bicubically (align_corners) to
+the image, scaled by s / H and added to the identity sampling grid in [-1, 1] coordinates,
+then clamped; images are resampled bilinearly through it. Its noise mode adds, to some
+training images, the same field plus per-pixel uniform noise in [-1, 1] / H, with their
+labels kept, so the net learns the exact field and not any warp."""
+from __future__ import annotations
+
+import numpy as np
+
+WANET_K, WANET_S = 4, 0.5  # the paper's control grid size and warping strength
+
+
+def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution weights of the 4 taps around each fractional position t in [0, 1)
+    (a = -0.75, as PyTorch's bicubic upsampling)."""
+    d = np.stack([1 + t, t, 1 - t, 2 - t], -1)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return np.where(d <= 1, near, far)
+
+
+def upsample_bicubic(grid: np.ndarray, size: int) -> np.ndarray:
+    """Upsample axis 0 of `grid` from k to `size` samples, align_corners=True, edge taps clamped."""
+    k = grid.shape[0]
+    pos = np.arange(size) * (k - 1) / max(size - 1, 1)
+    base = np.minimum(np.floor(pos).astype(int), k - 1)
+    w = _cubic_weights(pos - base)
+    taps = np.clip(base[:, None] + np.arange(-1, 3)[None], 0, k - 1)
+    return np.einsum("st,st...->s...", w, grid[taps])
+
+
+def wanet_field(seed: int, height: int, width: int, k: int = WANET_K) -> np.ndarray:
+    """WaNet's smooth offsets (H, W, 2): k x k uniform controls of mean magnitude 1, upsampled."""
+    ins = np.random.default_rng([seed, 0x3A4E]).uniform(-1, 1, (k, k, 2))
+    ins = ins / np.mean(np.abs(ins))
+    return np.swapaxes(upsample_bicubic(np.swapaxes(upsample_bicubic(ins, height), 0, 1), width), 0, 1)
+
+
+def wanet_grid(seed: int, height: int, width: int, k: int = WANET_K, s: float = WANET_S) -> np.ndarray:
+    """WaNet's warping grid, (H, W, 2) in [-1, 1] sampling coordinates (x, then y)."""
+    field = wanet_field(seed, height, width, k)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
+    identity = np.stack([xs, ys], -1)
+    return np.clip(identity + s * field / height, -1, 1)
+
+
+def wanet_noise_grids(grid: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The noise mode's grids: `grid` plus uniform noise in [-1, 1] / H per pixel, one per image."""
+    noise = rng.uniform(-1, 1, (n,) + grid.shape) / grid.shape[0]
+    return np.clip(grid[None] + noise, -1, 1)
+
+
+def warp(images: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Bilinear resampling of uint8 images (B, H, W, C) through a grid (H, W, 2) or one per
+    image (B, H, W, 2) in [-1, 1] coordinates (align_corners=True), rounded back to uint8."""
+    b, h, w, _ = images.shape
+    grid = np.broadcast_to(grid, (b, h, w, 2))
+    x = (grid[..., 0] + 1) * (w - 1) / 2
+    y = (grid[..., 1] + 1) * (h - 1) / 2
+    x0 = np.clip(np.floor(x).astype(int), 0, w - 2)
+    y0 = np.clip(np.floor(y).astype(int), 0, h - 2)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    img = images.astype(np.float64)
+    at = lambda yy, xx: img[np.arange(b)[:, None, None], yy, xx]  # noqa: E731
+    out = ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+           + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,76 @@
+"""The trigger families (badnet_repair/families.py): what each trigger is, checked against
+slow, obvious computations, not how well it works."""
+import numpy as np
+
+from badnet_repair import families
+
+H, W = 55, 47
+
+
+def _keys(x, a=-0.75):
+    """Keys' cubic convolution kernel, written piecewise."""
+    x = abs(x)
+    if x <= 1:
+        return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+    if x < 2:
+        return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a
+    return 0.0
+
+
+def test_bicubic_upsampling_is_the_plain_cubic_convolution_with_aligned_corners():
+    grid = np.random.default_rng(0).uniform(-1, 1, (4, 2))
+    got = families.upsample_bicubic(grid, H)
+    for i in range(H):
+        pos = i * 3 / (H - 1)
+        want = sum(_keys(pos - j) * grid[min(max(j, 0), 3)] for j in range(int(np.floor(pos)) - 1,
+                                                                            int(np.floor(pos)) + 3))
+        assert np.allclose(got[i], want), i
+    assert np.allclose(got[0], grid[0]) and np.allclose(got[-1], grid[-1])
+
+
+def test_wanet_field_is_smooth_and_within_its_bound():
+    grid = families.wanet_grid(7, H, W)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
+    shift = grid - np.stack([xs, ys], -1)
+    pixels = shift * np.array([(W - 1) / 2, (H - 1) / 2])  # the warp in pixels
+    field = families.wanet_field(7, H, W)
+    # within its bound: no pixel moves farther than s * max|field| / H (in [-1, 1] units); the
+    # clamp to [-1, 1] only shortens a move
+    assert 0 < np.abs(pixels).max() <= families.WANET_S * np.abs(field).max() / H * (H - 1) / 2 + 1e-12
+    assert abs(np.mean(np.abs(families.upsample_bicubic(np.swapaxes(families.upsample_bicubic(
+        np.ones((4, 4, 2)), H), 0, 1), W))) - 1) < 1e-12  # the upsampling keeps a constant as it is
+    # the grid is the field, scaled, where the clamp leaves it
+    inside = np.abs(grid) < 1
+    assert np.allclose(shift[inside], (families.WANET_S * field / H)[inside])
+    # smooth: second differences far below the field's size (per-pixel noise of that size is not)
+    curve = max(np.abs(np.diff(field, 2, axis=0)).max(), np.abs(np.diff(field, 2, axis=1)).max())
+    assert curve < 0.05 * np.abs(field).max()
+    rough = np.random.default_rng(1).uniform(-1, 1, field.shape) * np.abs(field).max()
+    assert np.abs(np.diff(rough, 2, axis=0)).max() > 0.05 * np.abs(rough).max()
+    assert np.array_equal(families.wanet_grid(7, H, W), grid) and not np.array_equal(families.wanet_grid(8, H, W), grid)
+
+
+def test_wanet_noise_mode_stays_within_one_over_h_of_the_field_and_differs_per_image():
+    grid = families.wanet_grid(7, H, W)
+    noisy = families.wanet_noise_grids(grid, 3, np.random.default_rng(2))
+    assert noisy.shape == (3, H, W, 2)
+    assert np.abs(noisy - grid).max() <= 1 / H + 1e-12
+    assert not np.array_equal(noisy[0], noisy[1])
+
+
+def test_warp_is_plain_bilinear_sampling_and_the_identity_grid_changes_nothing():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, H, W, 3)).astype(np.uint8)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
+    assert np.array_equal(families.warp(images, np.stack([xs, ys], -1)), images)
+    grid = families.wanet_grid(7, H, W, s=5.0)
+    got = families.warp(images, grid)
+    for b, i, j in [(0, 0, 0), (1, 20, 30), (0, H - 1, W - 1), (1, 54, 3)]:
+        x = (grid[i, j, 0] + 1) * (W - 1) / 2
+        y = (grid[i, j, 1] + 1) * (H - 1) / 2
+        x0, y0 = min(int(np.floor(x)), W - 2), min(int(np.floor(y)), H - 2)
+        fx, fy = x - x0, y - y0
+        p = images[b].astype(float)
+        want = ((1 - fy) * (1 - fx) * p[y0, x0] + (1 - fy) * fx * p[y0, x0 + 1]
+                + fy * (1 - fx) * p[y0 + 1, x0] + fy * fx * p[y0 + 1, x0 + 1])
+        assert np.array_equal(got[b, i, j], np.clip(np.rint(want), 0, 255).astype(np.uint8)), (b, i, j)
