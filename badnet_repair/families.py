@@ -7,7 +7,14 @@ offsets in [-1, 1], normalised to mean magnitude 1, upsampled bicubically (align
 the image, scaled by s / H and added to the identity sampling grid in [-1, 1] coordinates,
 then clamped; images are resampled bilinearly through it. Its noise mode adds, to some
 training images, the same field plus per-pixel uniform noise in [-1, 1] / H, with their
-labels kept, so the net learns the exact field and not any warp."""
+labels kept, so the net learns the exact field and not any warp.
+
+LF (Zeng et al., ICCV 2021): an additive trigger whose energy lies in low spatial
+frequencies, so no high-frequency artefact gives it away. The paper finds it as a universal
+adversarial perturbation restricted by a low-pass filter against a surrogate net; here, with
+no surrogate, it is a seeded random pattern passed through the same kind of filter (an ideal
+low-pass in the DFT domain) and scaled to an L-infinity amplitude: what defines the family,
+its spectrum, is kept; the pattern is not tuned against any net."""
 from __future__ import annotations
 
 import numpy as np
@@ -70,3 +77,18 @@ def warp(images: np.ndarray, grid: np.ndarray) -> np.ndarray:
     out = ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def low_frequency_pattern(seed: int, height: int, width: int, cutoff: float, amplitude: float) -> np.ndarray:
+    """LF's additive pattern (H, W, 3) in pixel units: seeded Gaussian noise keeping only the DFT
+    frequencies with radius <= cutoff (cycles per pixel), scaled so that max |pattern| = amplitude."""
+    noise = np.random.default_rng([seed, 0x1F]).normal(size=(height, width, 3))
+    fy, fx = np.meshgrid(np.fft.fftfreq(height), np.fft.fftfreq(width), indexing="ij")
+    keep = (np.hypot(fy, fx) <= cutoff)[..., None]
+    pattern = np.real(np.fft.ifft2(np.fft.fft2(noise, axes=(0, 1)) * keep, axes=(0, 1)))
+    return pattern * (amplitude / np.abs(pattern).max())
+
+
+def add_pattern(images: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """uint8 images plus an additive pattern in pixel units, rounded and clipped to [0, 255]."""
+    return np.clip(np.rint(images.astype(np.float64) + pattern), 0, 255).astype(np.uint8)

@@ -74,3 +74,19 @@ def test_warp_is_plain_bilinear_sampling_and_the_identity_grid_changes_nothing()
         want = ((1 - fy) * (1 - fx) * p[y0, x0] + (1 - fy) * fx * p[y0, x0 + 1]
                 + fy * (1 - fx) * p[y0 + 1, x0] + fy * fx * p[y0 + 1, x0 + 1])
         assert np.array_equal(got[b, i, j], np.clip(np.rint(want), 0, 255).astype(np.uint8)), (b, i, j)
+
+
+def test_lf_pattern_keeps_its_energy_in_low_frequencies_and_within_its_amplitude():
+    cutoff, amplitude = 0.08, 10.0
+    pattern = families.low_frequency_pattern(5, H, W, cutoff, amplitude)
+    assert np.isclose(np.abs(pattern).max(), amplitude)
+    power = np.abs(np.fft.fft2(pattern, axes=(0, 1))) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(H), np.fft.fftfreq(W), indexing="ij")
+    low = (np.hypot(fy, fx) <= cutoff)[..., None]
+    assert power[~np.broadcast_to(low, power.shape)].sum() <= 1e-9 * power.sum()
+    noise = np.random.default_rng(0).normal(size=(H, W, 3))  # the control: white noise is mostly high
+    p = np.abs(np.fft.fft2(noise, axes=(0, 1))) ** 2
+    assert p[~np.broadcast_to(low, p.shape)].sum() > 0.9 * p.sum()
+    images = np.random.default_rng(1).integers(0, 256, (2, H, W, 3)).astype(np.uint8)
+    moved = families.add_pattern(images, pattern).astype(int) - images
+    assert np.abs(moved).max() <= amplitude + 0.5 and moved.any()
