@@ -14,7 +14,15 @@ frequencies, so no high-frequency artefact gives it away. The paper finds it as 
 adversarial perturbation restricted by a low-pass filter against a surrogate net; here, with
 no surrogate, it is a seeded random pattern passed through the same kind of filter (an ideal
 low-pass in the DFT domain) and scaled to an L-infinity amplitude: what defines the family,
-its spectrum, is kept; the pattern is not tuned against any net."""
+its spectrum, is kept; the pattern is not tuned against any net.
+
+SSBA (Li et al., ICCV 2021): an encoder network embeds one fixed string into each image as an
+invisible residual that differs from image to image. Stand-in without the encoder: the string
+is a seeded +-1 code spread over the image, and each image's residual is that code weighted
+by the image's own local texture (3 x 3 standard deviation of its grey levels, scaled per
+image into [0.25, 1]), as steganographic encoders hide more where an image is busy. The
+residual is bounded in L-infinity by its amplitude, differs per image, and shares the code
+a net can learn, the two properties that make the family."""
 from __future__ import annotations
 
 import numpy as np
@@ -92,3 +100,20 @@ def low_frequency_pattern(seed: int, height: int, width: int, cutoff: float, amp
 def add_pattern(images: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """uint8 images plus an additive pattern in pixel units, rounded and clipped to [0, 255]."""
     return np.clip(np.rint(images.astype(np.float64) + pattern), 0, 255).astype(np.uint8)
+
+
+def _local_std(gray: np.ndarray) -> np.ndarray:
+    """3 x 3 standard deviation of (B, H, W) images, edges replicated."""
+    pad = np.pad(gray, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    h, w = gray.shape[1:]
+    win = np.stack([pad[:, i:i + h, j:j + w] for i in range(3) for j in range(3)])
+    return win.std(axis=0)
+
+
+def sample_specific_residuals(images: np.ndarray, seed: int, amplitude: float) -> np.ndarray:
+    """SSBA stand-in: each image's residual (B, H, W, 3) in pixel units, |r| <= amplitude."""
+    code = np.random.default_rng([seed, 0x55BA]).choice([-1.0, 1.0], images.shape[1:])
+    texture = _local_std(images.astype(np.float64).mean(-1))
+    lo, hi = texture.min(axis=(1, 2), keepdims=True), texture.max(axis=(1, 2), keepdims=True)
+    weight = 0.25 + 0.75 * (texture - lo) / np.maximum(hi - lo, 1e-12)
+    return amplitude * code[None] * weight[..., None]

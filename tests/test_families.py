@@ -90,3 +90,21 @@ def test_lf_pattern_keeps_its_energy_in_low_frequencies_and_within_its_amplitude
     images = np.random.default_rng(1).integers(0, 256, (2, H, W, 3)).astype(np.uint8)
     moved = families.add_pattern(images, pattern).astype(int) - images
     assert np.abs(moved).max() <= amplitude + 0.5 and moved.any()
+
+
+def test_sample_specific_residual_differs_per_image_stays_within_its_bound_and_carries_one_code():
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8)
+    images[1, :, :20] = 128  # a flat region: less texture there
+    r = families.sample_specific_residuals(images, 9, 6.0)
+    assert r.shape == images.shape and np.abs(r).max() <= 6.0 + 1e-12
+    assert not np.allclose(r[0], r[1]) and not np.allclose(r[1], r[2])
+    assert np.abs(r[1, :, :20]).mean() < np.abs(r[1, :, 25:]).mean()  # hidden where the image is busy
+    signs = np.sign(r)  # one code: every image's residual has the same signs
+    assert np.array_equal(signs[0], signs[1]) and np.array_equal(signs[0], signs[2])
+    other = np.sign(families.sample_specific_residuals(images, 10, 6.0))
+    assert np.mean(other[0] == signs[0]) < 0.6  # another seed, another code
+    # the 3 x 3 texture against a plain loop at one pixel
+    g = images[2].astype(float).mean(-1)
+    i, j = 10, 30
+    assert np.isclose(families._local_std(images[2:3].astype(float).mean(-1))[0, i, j], g[i - 1:i + 2, j - 1:j + 2].std())
