@@ -22,7 +22,15 @@ is a seeded +-1 code spread over the image, and each image's residual is that co
 by the image's own local texture (3 x 3 standard deviation of its grey levels, scaled per
 image into [0.25, 1]), as steganographic encoders hide more where an image is busy. The
 residual is bounded in L-infinity by its amplitude, differs per image, and shares the code
-a net can learn, the two properties that make the family."""
+a net can learn, the two properties that make the family.
+
+Input-aware dynamic triggers (Nguyen and Tran, NeurIPS 2020): a generator maps each input x
+to its own pattern G(x) and mask M(x), and the poisoned image is x + M(x) (G(x) - x); in the
+cross-trigger mode an image carries another image's trigger with its own label kept, so only
+a trigger made for an input activates on it. Simplified generator: fixed seeded 5 x 5
+convolutions of the image (no training), the pattern squashed into [0, 255] and the mask the
+`density` share of pixels where a second convolution is highest. It keeps the property the
+family is defined by: each input gets its own trigger."""
 from __future__ import annotations
 
 import numpy as np
@@ -117,3 +125,28 @@ def sample_specific_residuals(images: np.ndarray, seed: int, amplitude: float) -
     lo, hi = texture.min(axis=(1, 2), keepdims=True), texture.max(axis=(1, 2), keepdims=True)
     weight = 0.25 + 0.75 * (texture - lo) / np.maximum(hi - lo, 1e-12)
     return amplitude * code[None] * weight[..., None]
+
+
+def _conv5(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """'same' 5 x 5 convolution (correlation) of (B, H, W, C) with kernel (5, 5, C, O), zero padding."""
+    h, w = x.shape[1:3]
+    pad = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    return sum(pad[:, i:i + h, j:j + w] @ kernel[i, j] for i in range(5) for j in range(5))
+
+
+def input_aware_triggers(images: np.ndarray, seed: int, density: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's own (pattern (B, H, W, 3) in [0, 255], 0/1 mask (B, H, W)) from the generator."""
+    rng = np.random.default_rng([seed, 0x1A])
+    x = images.astype(np.float64) / 255.0 - 0.5
+    pattern = 255.0 / (1.0 + np.exp(-4.0 * _conv5(x, rng.normal(size=(5, 5, 3, 3)))))
+    score = _conv5(x, rng.normal(size=(5, 5, 3, 1)))[..., 0].reshape(len(x), -1)
+    n = max(1, int(round(density * score.shape[1])))
+    mask = np.zeros_like(score)
+    np.put_along_axis(mask, np.argsort(-score, axis=1, kind="stable")[:, :n], 1.0, axis=1)
+    return pattern, mask.reshape(images.shape[:3])
+
+
+def apply_trigger(images: np.ndarray, pattern: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """x + M (G - x), rounded to uint8: the pattern where the mask is 1, the image elsewhere."""
+    m = mask[..., None]
+    return np.clip(np.rint(images * (1 - m) + pattern * m), 0, 255).astype(np.uint8)

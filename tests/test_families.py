@@ -108,3 +108,25 @@ def test_sample_specific_residual_differs_per_image_stays_within_its_bound_and_c
     g = images[2].astype(float).mean(-1)
     i, j = 10, 30
     assert np.isclose(families._local_std(images[2:3].astype(float).mean(-1))[0, i, j], g[i - 1:i + 2, j - 1:j + 2].std())
+
+
+def test_input_aware_trigger_differs_per_input_covers_its_density_and_leaves_the_rest():
+    images = np.random.default_rng(5).integers(0, 256, (3, H, W, 3)).astype(np.uint8)
+    pattern, mask = families.input_aware_triggers(images, 11, 0.05)
+    assert pattern.shape == images.shape and mask.shape == images.shape[:3]
+    assert (pattern >= 0).all() and (pattern <= 255).all()
+    assert set(np.unique(mask)) == {0.0, 1.0} and (mask.sum(axis=(1, 2)) == round(0.05 * H * W)).all()
+    assert not np.array_equal(mask[0], mask[1]) and not np.allclose(pattern[0], pattern[1])
+    out = families.apply_trigger(images, pattern, mask)
+    on = mask.astype(bool)
+    assert np.array_equal(out[~on], images[~on])
+    assert np.array_equal(out[on], np.clip(np.rint(pattern[on]), 0, 255).astype(np.uint8))
+    cross = families.apply_trigger(images[:1], pattern[1:2], mask[1:2])  # image 0 with image 1's trigger
+    assert not np.array_equal(cross, out[:1])
+    # the convolution against a plain loop at one pixel
+    k = np.random.default_rng(0).normal(size=(5, 5, 3, 2))
+    x = images[:1].astype(float)
+    i, j = 1, 40
+    want = sum(x[0, i + a - 2, j + b - 2] @ k[a, b] for a in range(5) for b in range(5)
+               if 0 <= i + a - 2 < H and 0 <= j + b - 2 < W)
+    assert np.allclose(families._conv5(x, k)[0, i, j], want)
