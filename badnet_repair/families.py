@@ -38,6 +38,11 @@ import numpy as np
 WANET_K, WANET_S = 4, 0.5  # the paper's control grid size and warping strength
 
 
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """Pixel values back to uint8 images: rounded, clipped to [0, 255]."""
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
 def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
     """Keys' cubic convolution weights of the 4 taps around each fractional position t in [0, 1)
     (a = -0.75, as PyTorch's bicubic upsampling)."""
@@ -92,7 +97,7 @@ def warp(images: np.ndarray, grid: np.ndarray) -> np.ndarray:
     at = lambda yy, xx: img[np.arange(b)[:, None, None], yy, xx]  # noqa: E731
     out = ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return _to_uint8(out)
 
 
 def low_frequency_pattern(seed: int, height: int, width: int, cutoff: float, amplitude: float) -> np.ndarray:
@@ -107,7 +112,7 @@ def low_frequency_pattern(seed: int, height: int, width: int, cutoff: float, amp
 
 def add_pattern(images: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """uint8 images plus an additive pattern in pixel units, rounded and clipped to [0, 255]."""
-    return np.clip(np.rint(images.astype(np.float64) + pattern), 0, 255).astype(np.uint8)
+    return _to_uint8(images.astype(np.float64) + pattern)
 
 
 def _local_std(gray: np.ndarray) -> np.ndarray:
@@ -149,4 +154,4 @@ def input_aware_triggers(images: np.ndarray, seed: int, density: float) -> tuple
 def apply_trigger(images: np.ndarray, pattern: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """x + M (G - x), rounded to uint8: the pattern where the mask is 1, the image elsewhere."""
     m = mask[..., None]
-    return np.clip(np.rint(images * (1 - m) + pattern * m), 0, 255).astype(np.uint8)
+    return _to_uint8(images * (1 - m) + pattern * m)
