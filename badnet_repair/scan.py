@@ -88,6 +88,15 @@ def training_sample(clean, images: int, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(len(clean.y))[:images])
 
 
+def holdout_share(model, held, before, delta, target: int, unit=np.float32(1.0)) -> float:
+    """The share of the holdout images `held` (as the model is fed) not already in `target`
+    (by `before`, B's classes) that `delta` sends there: an attack success rate of delta."""
+    from .evaluate import predict_classes
+
+    sent = predict_classes(model, held + delta * unit)[before != target]
+    return float(np.mean(sent == target)) if len(sent) else 0.0
+
+
 def scan(model, clean, cfg: dict, log=print) -> dict:
     """The scan of one net on the defender's clean data (defenses.base.Clean): its candidates
     with their pull and share, the targets (candidates whose share reaches the threshold),
@@ -101,8 +110,7 @@ def scan(model, clean, cfg: dict, log=print) -> dict:
     before = predict_classes(model, held)
     for c in candidates(p, cfg["candidates"]):
         delta = universal_perturbation(model, x, c, cfg["bound"], cfg["step"], cfg["batch_size"], clean.unit)
-        sent = predict_classes(model, held + delta * clean.unit)[before != c]  # as ASR: those not in c already
-        share = float(np.mean(sent == c)) if len(sent) else 0.0
+        share = holdout_share(model, held, before, delta, c, clean.unit)
         rows.append({"class": c, "pull": round(float(p[c]), 4), "share": round(share, 4),
                      "norm": round(float(np.linalg.norm(delta)), 4)})
         log(f"  class {c}: pull {p[c]:.2f}, a perturbation of L2 {rows[-1]['norm']:.2f} sends "

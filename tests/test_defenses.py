@@ -224,7 +224,7 @@ def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
 SCAN = {"top_k": 3, "candidates": 2, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
-         "targeted": False, "scan": SCAN}
+         "targeted": False, "stop_share": 0.0, "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -308,6 +308,39 @@ def test_targeted_i_bau_unlearns_a_perturbation_towards_each_target_the_scan_nam
     assert not all(np.array_equal(p, q) for p, q in zip(paper.get_weights(), aimed.get_weights()))
 
 
+@pytest.mark.parametrize("predicted,shares,rounds_run,fits", [
+    ("spread", [0.9, 0.04], 2, [1, 3]),  # round 2 shows no backdoor: not trained on, then the recovery
+    ("spread", [0.04], 1, []),  # nothing in round 1: the net is left as it is
+    ("one class", [0.04, 0.04, 0.04], 3, [1, 1, 1, 3]),  # the untargeted one still sends all to one class
+])
+def test_i_bau_rounds_stop_at_the_first_that_shows_no_backdoor(monkeypatch, predicted, shares, rounds_run, fits):
+    """stop_share: the rounds stop at the first whose untargeted perturbation sends less than
+    scan.threshold of the sample to one class and whose targeted ones send less than
+    stop_share of the holdout to their target; 0 never stops (the paper's fixed rounds)."""
+    from badnet_repair import evaluate, scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    classes = {"spread": lambda n: np.arange(n) % 5, "one class": lambda n: np.zeros(n, int)}[predicted]
+    monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: classes(len(x)))
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1]})
+    called, real_fit = [], training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, **k: called.append(k["epochs"]) or real_fit(*a, **k))
+    cfg = dict(I_BAU, targeted=True, rounds=3, recover_epochs=3)
+    for stop_share, expected_rounds, expected_fits in ((0.05, rounds_run, fits), (0.0, 3, [1, 1, 1, 3])):
+        given = iter(shares + [0.04] * 3)
+        monkeypatch.setattr(scan, "holdout_share", lambda *a, **k: next(given))
+        called.clear()
+        net, facts = i_bau.defend(b, clean, dict(cfg, stop_share=stop_share), -1.0, log=lambda s: None)
+        assert len(facts["perturbations"]) == expected_rounds and called == expected_fits, stop_share
+        assert [r["target_shares"] for r in facts["perturbations"]] == [{1: s} for s in (shares + [0.04] * 3)[:expected_rounds]]
+        trained = expected_fits.count(1)  # the rounds' one-epoch fits; the recovery's is 3
+        assert [r["trained"] for r in facts["perturbations"]] == [True] * trained + [False] * (
+            expected_rounds - trained), stop_share
+        untouched = all(np.array_equal(p, q) for p, q in zip(b.get_weights(), net.get_weights()))
+        assert untouched == (expected_fits == [])
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
     (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
@@ -318,6 +351,7 @@ def test_targeted_i_bau_unlearns_a_perturbation_towards_each_target_the_scan_nam
     (lambda c: c["i_bau"].update(bound=0.0), r"'defend.i_bau.bound' has an out-of-range value 0.0"),
     (lambda c: c["nad"].update(depth=2), r"unknown param 'defend.nad.depth'"),
     (lambda c: c["i_bau"].update(targeted="yes"), r"'defend.i_bau.targeted' must be bool, got 'yes'"),
+    (lambda c: c["i_bau"].update(stop_share=1.5), r"'defend.i_bau.stop_share' has an out-of-range value 1.5"),
     (lambda c: c["anp"].pop("eps"), r"missing param 'defend.anp.eps'"),
 ])
 def test_bad_defend_params_name_the_param(change, message):

@@ -98,7 +98,7 @@ PARAM_DOCS = {
     "defend.ft_sam.rho": "radius of the adaptive SAM neighbourhood",
     "defend.ft_sam.epochs": "fine-tuning epochs",
     "defend.ft_sam.batch_size": "batch size",
-    "defend.i_bau.learning_rates": "candidates, strongest first: the unlearning's learning rate (Adam)",
+    "defend.i_bau.learning_rates": "candidates, strongest first: the unlearning's learning rate (Adam); one, since the rounds stop by `stop_share`",
     "defend.i_bau.rounds": "rounds of (universal perturbation, one epoch of unlearning)",
     "defend.i_bau.bound": "L2 radius of the universal perturbation, on images scaled to [0, 1] whatever `input_divisor` the model takes",
     "defend.i_bau.perturbation_lr": "gradient-ascent step of the perturbation, on the same [0, 1] scale",
@@ -109,6 +109,7 @@ PARAM_DOCS = {
     "defend.i_bau.recover_lr": "learning rate of the recovery fine-tuning (Adam, cosine to 0)",
     "defend.i_bau.recover_epochs": "recovery fine-tuning epochs",
     "defend.i_bau.targeted": "each round also unlearns a perturbation aimed at each target the scan finds on B ([scan](scan.md)); `false`: the paper's untargeted search alone",
+    "defend.i_bau.stop_share": "the rounds stop at the first whose targeted perturbations each send less than this share of the holdout to their target, and whose untargeted one less than `scan.threshold` of the sample to one class ([defenses](defenses.md)); 0: all `rounds`",
     "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
     "scan.candidates": "classes verified, the highest pull first",
     "scan.images": "training-share images the targeted perturbation search passes over, once",
@@ -341,6 +342,20 @@ def raw_pixels() -> str:
                    "ASR %", "CPU"], rows, "|---|---:|---|---:|---:|---:|---|")
 
 
+def i_bau_stop() -> str:
+    """I-BAU on the tuning BadNets with and without the scan's stopping rule
+    (benchmarks/results/i_bau_stop.csv): test figures, points lost, rounds trained."""
+    rows = []
+    for r in sorted(_csv(f"{RESULTS}/i_bau_stop.csv"), key=lambda r: r["badnet"]):
+        lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
+        rows.append([r["badnet"], r["variant"], f"{r['badnet_clean_accuracy_test']} / {r['badnet_attack_success_rate_test']}",
+                     f"{r['clean_accuracy_test']} / {r['attack_success_rate_test']}", f"{lost:.2f}",
+                     r["rounds_trained"], r["learning_rate"], r["seconds"], r["cpu"]])
+    return _table(["tuning BadNet", "I-BAU", "B: clean % / ASR %", "I-BAU: clean % / ASR %", "points lost",
+                   "rounds trained", "learning rate kept", "seconds", "CPU"], rows,
+                  "|---|---|---|---|---:|---:|---:|---:|---|")
+
+
 def scan_calibration() -> str:
     """benchmarks/scan_calibration.py's rows: per net and bound, the share of the holdout the
     perturbation sends to each true target and the largest share of any other candidate;
@@ -365,7 +380,7 @@ def scan_calibration() -> str:
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration, prune_orders)}
+                                     defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

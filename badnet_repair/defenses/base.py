@@ -74,7 +74,7 @@ def strongest_within(candidates, make, clean: Clean, floor: float, log=print, wh
 
 
 # Range rules by key, for every defense's section: a value of a listed key must be > 0
-# (every number must be >= 0); fractions lie in (0, 1) and mask thresholds in [0, 1].
+# (every number must be >= 0); fractions lie in (0, 1), mask thresholds and shares in [0, 1].
 POSITIVE = ("epochs", "batch_size", "iterations", "learning_rate", "learning_rates", "rounds", "bound",
             "perturbation_lr", "perturbation_batch_size", "perturbed", "clipnorm")
 
@@ -91,8 +91,8 @@ def check_section_ranges(name: str, section: dict) -> None:
         for v in value if isinstance(value, list) else [value]:
             if not isinstance(v, (int, float)):
                 continue
-            if (key == "fractions" and not 0 < v < 1 or key == "thresholds" and not 0 <= v <= 1 or v < 0
-                    or key in POSITIVE and v <= 0):
+            if (key == "fractions" and not 0 < v < 1 or key in ("thresholds", "stop_share") and not 0 <= v <= 1
+                    or v < 0 or key in POSITIVE and v <= 0):
                 raise BadInput(f"{PARAMS_FILE}: 'defend.{name}.{key}' has an out-of-range value {v}")
 
 

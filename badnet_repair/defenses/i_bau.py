@@ -1,6 +1,6 @@
 """I-BAU (Zeng et al., ICLR 2022): adversarial unlearning. Each round finds one universal
-perturbation that most raises the net's loss on the clean training share (within an L2 ball),
-then trains the net to classify clean images carrying the perturbations found so far
+perturbation that most raises the net's loss on a seeded sample of the clean training share
+(the scan's; within an L2 ball), then trains the net to classify clean images carrying the perturbations found so far
 correctly. A backdoor is the strongest universal perturbation a BadNet has, so the first
 round usually finds it (it sends most images to the target class) and the rounds unlearn it.
 
@@ -13,6 +13,10 @@ unlearns it beside the untargeted one. The untargeted search follows whichever d
 raises the loss fastest; on a large worn trigger (the sunglasses) that is a natural weak
 spot of the net, round after round, and the backdoor is never unlearnt, although the scan
 shows it reachable within the ball. Without a target the defense is the paper's.
+
+With `stop_share`, the scan is the stopping rule: the rounds go on until none of the round's
+perturbations shows a backdoor (docs/defenses.md), so a net that needs few rounds is not
+worn down by ten, and a net with nothing to unlearn is left as it is.
 
 Two departures from the paper, both for DeepID (1283 classes, no BatchNorm, unnormalised
 logits): the outer step is first-order (the paper's implicit hypergradient term is left
@@ -30,7 +34,7 @@ from .base import strongest_within
 PAPER = "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergradient, ICLR 2022"
 PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
           "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
-          "recover_lr": float, "recover_epochs": int, "targeted": bool}
+          "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float}
 USES_SCAN = True  # base.settings adds the scan's params (cfg["scan"]) for the targeted search
 
 
@@ -63,22 +67,31 @@ def perturbation(model, x, labels, cfg: dict, rng, unit=np.float32(1.0)):
 
 
 def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()) -> list:
-    """cfg['rounds'] rounds of (a new perturbation, found on the net's own classes; one epoch
-    of training on each batch plus its first cfg['perturbed'] images carrying perturbations
-    drawn from all those found so far, true labels), then cfg['recover_epochs'] epochs of the
-    same training at cfg['recover_lr'] without new perturbations: the recovery brings back
-    clean accuracy, and the found perturbations keep it from bringing back the backdoor.
-    Each round also adds, for every class of `targets`, a targeted perturbation towards it
-    (scan.universal_perturbation, within cfg['bound'], on the scan's training sample).
-    Returns each untargeted perturbation's L2 norm, the class it sends most images to and
-    that share (the backdoor's target, when it finds one)."""
-    from ..evaluate import predict_classes
+    """Up to cfg['rounds'] rounds of (a new perturbation, found on the net's own classes; one
+    epoch of training on each batch plus its first cfg['perturbed'] images carrying
+    perturbations drawn from all those found so far, true labels), then cfg['recover_epochs']
+    epochs of the same training at cfg['recover_lr'] without new perturbations: the recovery
+    brings back clean accuracy, and the found perturbations keep it from bringing back the
+    backdoor. Each round also adds, for every class of `targets`, a targeted perturbation
+    towards it (scan.universal_perturbation, within cfg['bound']). The searches run on the
+    scan's seeded sample of the training share (scan.images), as the paper's on its small
+    clean set.
+
+    With cfg['stop_share'] > 0 the rounds stop at the first whose perturbations show no
+    backdoor left: the untargeted one sends less than scan.threshold of the sample to one
+    class, and each targeted one less than stop_share of the holdout to its target
+    (scan.holdout_share). That round is not trained on; if it is the first, the net is left
+    as it is. Returns, per round, the untargeted perturbation's L2 norm, the class it sends
+    most of the sample to and that share, the targeted ones' holdout shares, and whether
+    the round was trained on."""
+    from ..evaluate import predict_classes, scale
     from ..model import keras
 
     p, bs, unit = cfg["perturbed"], cfg["batch_size"], clean.unit
     steps = int(np.ceil(len(clean.y) / bs))
     rng, found, pool = np.random.default_rng([cfg["seed"], 23]), [], []
-    sample = scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"]) if targets else None
+    sample = clean.x[scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"])]
+    held = scale(clean.x_holdout, clean.input_divisor)
 
     def augment(xb, yb, rng):
         deltas = np.stack(pool)[rng.integers(len(pool), size=p)]
@@ -90,18 +103,28 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
 
     optim = keras.optimizers.Adam(learning_rate, clipnorm=cfg["clipnorm"])  # one for all rounds
     for r in range(1, cfg["rounds"] + 1):
-        delta = perturbation(model, clean.x, predict_classes(model, clean.x), cfg, rng, unit)
-        sent = predict_classes(model, clean.x + delta * unit)
+        delta = perturbation(model, sample, predict_classes(model, sample), cfg, rng, unit)
+        sent = predict_classes(model, sample + delta * unit)
         top = np.bincount(sent).argmax()
-        found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
-                      "top_class_share": round(float(np.mean(sent == top)), 4)})
-        pool.append(delta[0])
+        deltas, shares = [delta[0]], {}
+        before = predict_classes(model, held) if len(targets) else None
         for t in targets:  # sought anew on the net being unlearnt: the backdoor moves as it fades
-            pool.append(scan.universal_perturbation(model, clean.x[sample], t, cfg["bound"], cfg["scan"]["step"],
-                                                    cfg["scan"]["batch_size"], unit)[0])
-        train(optim, 1)
+            d = scan.universal_perturbation(model, sample, t, cfg["bound"], cfg["scan"]["step"],
+                                            cfg["scan"]["batch_size"], unit)
+            deltas.append(d[0])
+            shares[int(t)] = round(scan.holdout_share(model, held, before, d, t, unit), 4)
+        found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
+                      "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
+        stop = cfg["stop_share"] > 0 and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
+                                          and all(s < cfg["stop_share"] for s in shares.values()))
+        found[-1]["trained"] = not stop
         log(f"  round {r}/{cfg['rounds']}: perturbation sends {100 * found[-1]['top_class_share']:.0f}% "
-            f"to class {top}")
+            f"to class {top}" + "".join(f"; towards {t}: {100 * s:.1f}%" for t, s in shares.items())
+            + ("; no backdoor left: the rounds stop" if stop else ""))
+        if stop:
+            break
+        pool.extend(deltas)
+        train(optim, 1)
     if pool and cfg["recover_epochs"]:
         schedule = keras.optimizers.schedules.CosineDecay(cfg["recover_lr"], cfg["recover_epochs"] * steps)
         train(keras.optimizers.Adam(schedule, clipnorm=cfg["clipnorm"]), cfg["recover_epochs"])
