@@ -90,7 +90,8 @@ def training_sample(clean, images: int, seed: int) -> np.ndarray:
 
 def holdout_share(model, held, before, delta, target: int, unit=np.float32(1.0)) -> float:
     """The share of the holdout images `held` (as the model is fed) not already in `target`
-    (by `before`, B's classes) that `delta` sends there: an attack success rate of delta."""
+    (by `before`, the model's own classes on them) that `delta` sends there: an attack
+    success rate of delta."""
     from .evaluate import predict_classes
 
     sent = predict_classes(model, held + delta * unit)[before != target]

@@ -38,15 +38,16 @@ def main() -> None:
     args = ap.parse_args()
     cfg = params.load("defend")
     cfg["i_bau"].update(json.loads(args.set))
+    module = defenses.load("i_bau")
     for root in map(Path, args.roots):
         model, info = artifacts.badnet(root)
         div = info["input_divisor"]
         valid = artifacts.read_split("valid", model, root)
-        section = base.settings("i_bau", defenses.load("i_bau"), cfg, model, params.load("prune")["layer"],
+        section = base.settings("i_bau", module, cfg, model, params.load("prune")["layer"],
                                 scan.check(params.load("scan")))
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            entry = base.run("i_bau", defenses.load("i_bau"), model, valid, cfg, section, div, Path(tmp) / "i_bau")
+            entry = base.run("i_bau", module, model, valid, cfg, section, div, Path(tmp) / "i_bau")
             seconds = time.perf_counter() - start
             test, bd = artifacts.read_split("test", model, root), artifacts.read_split("bd_test", model, root)
             pred = {"test": predict_classes(model, test.x, div), "bd_test": predict_classes(model, bd.x, div)}

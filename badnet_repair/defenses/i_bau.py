@@ -1,7 +1,7 @@
 """I-BAU (Zeng et al., ICLR 2022): adversarial unlearning. Each round finds one universal
 perturbation that most raises the net's loss on a seeded sample of the clean training share
-(the scan's; within an L2 ball), then trains the net to classify clean images carrying the perturbations found so far
-correctly. A backdoor is the strongest universal perturbation a BadNet has, so the first
+(the scan's; within an L2 ball), then trains the net to classify clean images carrying the
+perturbations found so far correctly. A backdoor is the strongest universal perturbation a BadNet has, so the first
 round usually finds it (it sends most images to the target class) and the rounds unlearn it.
 
 The perturbation lives on images scaled to [0, 1], whatever the model is fed: its bound and
