@@ -176,7 +176,7 @@ def report_html(markdown_text: str, title: str = "badnet-repair report") -> str:
 
 def leaderboard_grid(rows) -> str:
     """The leaderboard as one row per BadNet, one column per defense: clean accuracy lost
-    (points) / ASR % (test), from metrics/suite/leaderboard.csv."""
+    (points) / ASR % (test), from suite/metrics/leaderboard.csv."""
     defenses = list(dict.fromkeys(rows["defense"]))
     lines = ["| BadNet | B: clean % / ASR % | " + " | ".join(f"{d}: loss / ASR" for d in defenses) + " |",
              "|---|---:|" + "---:|" * len(defenses)]

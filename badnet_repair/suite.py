@@ -1,6 +1,7 @@
 """The attack suite: one BadNet per entry of suite/params.yaml, each in its own folder
 under suite/badnets/, laid out as the project root and made by the project's own stage
-scripts. suite/dvc.yaml runs them, one DVC stage per BadNet and step."""
+scripts. suite/dvc.yaml (a DVC project of its own) runs them, one stage per BadNet and step;
+paths here are from the repository root, where its commands run."""
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ from .params import PARAMS_ENV, SCHEMA, check_section
 
 SUITE_PARAMS = "suite/params.yaml"
 BADNETS = "suite/badnets"  # one folder per BadNet
+TABLE = "suite/metrics/badnets.csv"
 STAGES = Path(__file__).resolve().parent.parent / "stages"
 
 
@@ -112,12 +114,12 @@ def markdown(rows: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-DEFENSE_TIMES = "metrics/defense_times.json"  # per BadNet: each defense's seconds, committed with its scores
+DEFENSE_TIMES = "metrics/defense_times.json"  # per BadNet: each defense's seconds, beside its scores
 
 
 def collect_times(name: str, defense_names, root=BADNETS) -> None:
-    """Each defense's wall time (models/defenses/NAME/time.json, which stays on this machine)
-    into one small file beside the BadNet's scores, which is committed."""
+    """Each defense's wall time (models/defenses/NAME/time.json) into one small file beside
+    the BadNet's scores, the one the leaderboard reads."""
     from .artifacts import DEFENSES_DIR
     from .atomic import write_json
 
@@ -126,8 +128,8 @@ def collect_times(name: str, defense_names, root=BADNETS) -> None:
                                         for d in defense_names})
 
 
-LEADERBOARD = "metrics/suite/leaderboard.csv"
-LEADERBOARD_PLOT = "plots/leaderboard.png"
+LEADERBOARD = "suite/metrics/leaderboard.csv"
+LEADERBOARD_PLOT = "suite/plots/leaderboard.png"
 LEADERBOARD_COLUMNS = ["name", "attack", "seed", "poison_rate", "targets", "defense", "clean_accuracy_test",
                        "attack_success_rate_test", "baseline_clean_accuracy_test", "baseline_attack_success_rate_test",
                        "detection_rate_test", "false_positive_rate_test", "detector_detection_rate_test",
@@ -148,7 +150,7 @@ def defenses(path=SUITE_PARAMS, known=None) -> list:
 def _found(scan: dict, net: str, path) -> str:
     """The targets the scan named on one net, space-separated ("" where it found none)."""
     if not isinstance(scan.get(net), dict) or not isinstance(scan[net].get("targets"), list):
-        raise BadInput(f"{path}: no scan of {net!r}; run `dvc repro suite/dvc.yaml` again")
+        raise BadInput(f"{path}: no scan of {net!r}; run `cd suite && dvc repro` again")
     return " ".join(map(str, scan[net]["targets"]))
 
 
@@ -172,12 +174,12 @@ def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
         for d in defense_names:
             if f"{d}_clean_accuracy_test" not in scores:
                 raise BadInput(f"{folder / DEFENSES_METRICS}: no scores for {d!r}; run "
-                               f"`dvc repro suite/dvc.yaml:defend@{name}`")
+                               f"`cd suite && dvc repro defend@{name}`")
             if d not in times:
-                raise BadInput(f"{folder / DEFENSE_TIMES}: no time for {d!r}; run `dvc repro suite/dvc.yaml:defend@{name}`")
+                raise BadInput(f"{folder / DEFENSE_TIMES}: no time for {d!r}; run `cd suite && dvc repro defend@{name}`")
             if f"{d}_detector_detection_rate_test" not in scores:
                 raise BadInput(f"{folder / DEFENSES_METRICS}: no detector scores for {d!r}; run "
-                               f"`dvc repro suite/dvc.yaml:defend@{name}`")
+                               f"`cd suite && dvc repro defend@{name}`")
             rows.append({"name": name, "attack": info["attack"], "seed": info["seed"],
                          "poison_rate": info["poison_rate"],
                          "targets": " ".join(f"{t}:{g}" for t, g in info["triggers"].items()), "defense": d,

@@ -1,5 +1,5 @@
-"""suite leaderboard: metrics/suite/leaderboard.csv, one row per (BadNet, defense), and
-plots/leaderboard.png (ASR against clean loss)."""
+"""suite leaderboard: suite/metrics/leaderboard.csv, one row per (BadNet, defense), and
+suite/plots/leaderboard.png (ASR against clean loss)."""
 from badnet_repair import plots, suite
 from badnet_repair.atomic import atomic_path
 from badnet_repair.errors import cli

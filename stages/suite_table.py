@@ -1,9 +1,9 @@
-"""suite table: metrics/suite/badnets.csv, one row per BadNet of the attack suite."""
+"""suite table: suite/metrics/badnets.csv, one row per BadNet of the attack suite."""
 from badnet_repair import suite
 from badnet_repair.atomic import atomic_path
 from badnet_repair.errors import cli
 
-OUT = "metrics/suite/badnets.csv"
+OUT = suite.TABLE
 
 
 @cli

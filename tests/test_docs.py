@@ -207,7 +207,7 @@ def test_the_readme_claims_hold_for_the_committed_files():
     assert "Pruning alone leaves this backdoor in place" in readme
     for x in yaml.safe_load(docs.git_index("params.yaml"))["prune"]["thresholds"]:
         assert r[f"x{x}_pruned_attack_success_rate"] > 90 and r[f"x{x}_repaired_detection_rate"] < 10, x
-    board = pd.read_csv(io.StringIO(docs.git_index("metrics/suite/leaderboard.csv")))
+    board = pd.read_csv(io.StringIO(docs.git_index("suite/metrics/leaderboard.csv")))
     met = (board["attack_success_rate_test"] <= 1.0) & \
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
     assert "Only I-BAU, the default, meets the target, and not on every BadNet" in readme

@@ -1,5 +1,6 @@
-"""The attack suite (suite/dvc.yaml) on the small preset: every attack's backdoor works per
-trigger, a killed run resumes with only what did not finish, and bytes repeat on one machine.
+"""The attack suite (suite/dvc.yaml, a DVC project of its own) on the small preset: every
+attack's backdoor works per trigger, a killed run resumes with only what did not finish, bytes
+repeat on one machine, and two machines split it through a DVC remote.
 Plus its params and per-trigger scores, checked against the slow obvious computation."""
 import hashlib
 import os
@@ -83,7 +84,7 @@ _run = run_ok
 
 
 def _ran(output):
-    return re.findall(r"Running stage 'suite/dvc.yaml:([\w@.-]+)'", output)
+    return re.findall(r"Running stage '([\w@.-]+)'", output)
 
 
 def _md5s(root, names):
@@ -106,7 +107,7 @@ def killed_and_resumed(tmp_path_factory):
             shutil.copy2(ROOT / rel, dest / rel)
     shutil.copyfile(dest / "presets/small.yaml", dest / "params.yaml")
     (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID, "defenses": DEFENSES}, sort_keys=False))
-    for rel in ("suite/dvc.lock", "metrics/suite/badnets.csv", "metrics/suite/leaderboard.csv", "plots/leaderboard.png"):
+    for rel in ("suite/dvc.lock", suite.TABLE, suite.LEADERBOARD, suite.LEADERBOARD_PLOT):
         (dest / rel).unlink(missing_ok=True)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
@@ -116,7 +117,7 @@ def killed_and_resumed(tmp_path_factory):
 
     names = list(GRID)
     log = (dest.parent / "first-run.log").open("w")
-    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], cwd=dest, env=env,
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=dest / "suite", env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     lock = dest / "suite/dvc.lock"
 
@@ -132,7 +133,7 @@ def killed_and_resumed(tmp_path_factory):
     proc.wait()
     log.close()
     finished = done()
-    resumed = _ran(_run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], dest, env))
+    resumed = _ran(_run([str(BIN / "dvc"), "repro"], dest / "suite", env))
     return dest, env, names, finished, resumed
 
 
@@ -141,13 +142,13 @@ def test_a_killed_suite_resumes_with_only_what_did_not_finish(killed_and_resumed
     everything = [f"{s}@{n}" for s in ("badnet", "prune", "defend") for n in names] + ["table", "leaderboard"]
     assert 2 <= len(finished) < len(everything) and finished <= set(everything), finished  # in whatever order DVC ran them
     assert sorted(resumed) == sorted(set(everything) - finished), (finished, resumed)
-    out = _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)
+    out = _run([str(BIN / "dvc"), "repro"], root / "suite", env)
     assert _ran(out) == []
 
 
 def test_every_attack_backdoor_works_on_each_trigger(killed_and_resumed):
     root, _, names, _, _ = killed_and_resumed
-    table = pd.read_csv(root / "metrics/suite/badnets.csv")
+    table = pd.read_csv(root / suite.TABLE)
     assert list(table["name"]) == names
     assert list(table.columns[:9]) == ["name", "attack", "seed", "targets", "poison_rate", "clean_accuracy_valid",
                                        "attack_success_rate_valid", "clean_accuracy_test",
@@ -178,27 +179,48 @@ def test_every_attack_backdoor_works_on_each_trigger(killed_and_resumed):
             assert bd.trigger is None and set(bd.y) == {int(targets[triggers[0]])}
 
 
-def test_another_clone_with_only_the_commits_reruns_no_badnet_and_gets_the_same_leaderboard(killed_and_resumed,
-                                                                                           tmp_path):
-    """Suite work carried by git alone: the finished suite's lock and small files committed,
-    a fresh clone (no data, no nets) runs `dvc repro --allow-missing` and trains, prunes and
-    defends nothing; its table and leaderboard equal the first clone's byte for byte."""
-    root, env, names, _, _ = killed_and_resumed
-    _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)  # up to date after any test's re-run
-    _run(["git", "add", "-A"], root, env)
-    _run(["git", "commit", "-q", "--allow-empty", "-m", "suite results"], root, env)
-    tracked = _run(["git", "ls-files", "suite/badnets"], root, env).split()
-    assert {p.split("/", 3)[3] for p in tracked} == {
-        "metrics/attack.json", "metrics/baseline.json", "metrics/defenses.json", "metrics/scan.json",
-        "metrics/defense_times.json", "models/train_time.json"}
-    other = tmp_path / "other"
-    _run(["git", "clone", "-q", str(root), str(other)], tmp_path, env)
-    assert not (other / suite.BADNETS / names[0] / "models/badnet.h5").exists()
-    ran = _ran(_run([str(BIN / "dvc"), "repro", "--allow-missing", "suite/dvc.yaml"], other, env))
-    assert set(ran) <= {"table", "leaderboard"}, ran
-    for rel in ("metrics/suite/leaderboard.csv", "metrics/suite/badnets.csv"):
-        assert (other / rel).read_bytes() == (root / rel).read_bytes(), rel
-    _run([str(BIN / "dvc"), "status", "dvc.yaml"], other, env)  # the default pipeline's status works there
+SHARED = ["sunglasses-3", "clean-3"]  # the grid two clones split: a BadNet and a clean net
+
+
+def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same_leaderboard(killed_and_resumed,
+                                                                                          tmp_path):
+    """docs/sharing.md, as written, with a local-directory remote: clone A runs one BadNet's
+    stages and `dvc push --run-cache`, clone B the other's; clone C, which ran nothing,
+    `dvc repro --pull` restores both from the remote and runs only the table and the
+    leaderboard. Every file C gets, its table and its leaderboard equal the single-machine
+    run's (the fixture's) byte for byte, except the wall times, which are A's and B's own."""
+    root, env, _, _, _ = killed_and_resumed
+    dvc = str(BIN / "dvc")
+    clones = {c: tmp_path / c for c in "abc"}
+    for c, path in clones.items():
+        _run(["git", "clone", "-q", str(root), str(path)], tmp_path, env)
+        (path / "suite/params.yaml").write_text(yaml.safe_dump(
+            {"badnets": {n: GRID[n] for n in SHARED}, "defenses": DEFENSES}, sort_keys=False))
+        _run([dvc, "remote", "add", "-d", "shared", str(tmp_path / "remote")], path / "suite", env)
+    for c, name in zip("ab", SHARED):
+        ran = _ran(_run([dvc, "repro", f"prune@{name}", f"defend@{name}"], clones[c] / "suite", env))
+        assert sorted(ran) == sorted(f"{s}@{name}" for s in ("badnet", "prune", "defend")), ran
+        _run([dvc, "push", "--run-cache"], clones[c] / "suite", env)
+    c = clones["c"]
+    ran = _ran(_run([dvc, "repro", "--pull"], c / "suite", env))
+    assert sorted(ran) == ["leaderboard", "table"], ran
+    assert _ran(_run([dvc, "status"], c / "suite", env)) == []
+    assert _md5s(c, SHARED) == _md5s(root, SHARED) and len(_md5s(c, SHARED)) > 40
+    for made, name in zip("ab", SHARED):  # the times the leaderboard shows are the maker's
+        for rel in ("models/train_time.json", "metrics/defense_times.json"):
+            assert (c / suite.BADNETS / name / rel).read_bytes() == \
+                (clones[made] / suite.BADNETS / name / rel).read_bytes(), (name, rel)
+    times = {"train_seconds", "seconds"}
+    for rel in (suite.TABLE, suite.LEADERBOARD):
+        split = pd.read_csv(c / rel, dtype=str, keep_default_na=False)
+        single = pd.read_csv(root / rel, dtype=str, keep_default_na=False)
+        single = single[single["name"].isin(SHARED)].reset_index(drop=True)
+        absent = [col for col in single.columns if col not in split.columns]  # other attacks' triggers
+        assert (single[absent] == "").all().all(), rel
+        keep = [col for col in split.columns if col not in times]
+        assert split[keep].equals(single[keep]), rel
+    out = _run([dvc, "status"], c, env)  # the root's pipeline ignores the suite's project
+    assert "badnet@" not in out and "leaderboard" not in out, out
 
 
 def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
@@ -209,20 +231,20 @@ def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
     for n in pick:
         shutil.rmtree(root / suite.BADNETS / n)
         _run([str(BIN / "dvc"), "repro", "--force", "--no-run-cache", "--single-item",
-              f"suite/dvc.yaml:badnet@{n}", f"suite/dvc.yaml:prune@{n}", f"suite/dvc.yaml:defend@{n}"], root, env)
+              f"badnet@{n}", f"prune@{n}", f"defend@{n}"], root / "suite", env)
     assert _md5s(root, pick) == before
 
 
 def test_docs_suite_table_is_the_committed_csv():
-    """docs/pipeline.md's suite table is `suite.markdown` of metrics/suite/badnets.csv, figure for figure."""
-    rows = pd.read_csv(ROOT / "metrics/suite/badnets.csv")
+    """docs/pipeline.md's suite table is `suite.markdown` of suite/metrics/badnets.csv, figure for figure."""
+    rows = pd.read_csv(ROOT / suite.TABLE)
     assert suite.markdown(rows) in (ROOT / "docs/pipeline.md").read_text()
 
 
 def test_committed_suite_meets_the_attacker_strength():
     """Every committed BadNet: at least 95 % clean validation accuracy and 99 % ASR on
     every trigger (test; validation by its lowest trigger)."""
-    rows = pd.read_csv(ROOT / "metrics/suite/badnets.csv")
+    rows = pd.read_csv(ROOT / suite.TABLE)
     assert set(rows["name"]) == set(suite.entries(ROOT / "suite/params.yaml"))
     per = [c for c in rows.columns if c.startswith("attack_success_rate_test_")]
     for _, r in rows.iterrows():
@@ -236,7 +258,7 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
     import json
 
     root, env, names, _, _ = killed_and_resumed
-    _run([str(BIN / "dvc"), "repro", "suite/dvc.yaml"], root, env)  # up to date after any test's re-run
+    _run([str(BIN / "dvc"), "repro"], root / "suite", env)  # up to date after any test's re-run
     board = pd.read_csv(root / suite.LEADERBOARD)
     assert list(board.columns) == suite.LEADERBOARD_COLUMNS
     assert list(zip(board["name"], board["defense"])) == [(n, d) for n in names for d in DEFENSES]

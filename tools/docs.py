@@ -258,7 +258,7 @@ def leaderboard_grid() -> str:
 def suite_badnets() -> str:
     from badnet_repair.suite import markdown
 
-    return markdown(_frame("metrics/suite/badnets.csv"))
+    return markdown(_frame("suite/metrics/badnets.csv"))
 
 
 def frontier() -> str:
@@ -324,7 +324,7 @@ def evaluation() -> str:
 
 
 def defense_times() -> str:
-    """Each defense's wall time per BadNet over the suite (metrics/suite/leaderboard.csv)."""
+    """Each defense's wall time per BadNet over the suite (suite/metrics/leaderboard.csv)."""
     lb = _leaderboard()
     cpu = _csv(f"{RESULTS}/machines.csv")
     where = {r["run"]: r["cpu"] for r in cpu}["leaderboard"]
