@@ -10,17 +10,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import yaml
 
-from .artifacts import ATTACK_METRICS, BASELINE_METRICS, TRAIN_TIME, read_json
+from .artifacts import read_json
 from .errors import BadInput
 from .params import PARAMS_ENV, SCHEMA, check_section
 
 SUITE_PARAMS = "suite/params.yaml"
 BADNETS = "suite/badnets"  # one folder per BadNet
-TABLE = "suite/metrics/badnets.csv"
 STAGES = Path(__file__).resolve().parent.parent / "stages"
 
 
@@ -69,51 +66,6 @@ def run_stages(name: str, steps: list, params: dict, root=BADNETS) -> None:
                 raise SystemExit(code)
 
 
-def _row(name: str, root: Path) -> dict:
-    folder = root / name
-    attack = read_json(folder / ATTACK_METRICS, f"badnet@{name}")
-    base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
-    seconds = read_json(folder / TRAIN_TIME, f"badnet@{name}")["train_seconds"]
-    triggers = list(attack["triggers"])
-    per = {}
-    for split in ("valid", "test"):
-        if len(triggers) == 1:  # one trigger: the file's ASR is that trigger's
-            per[split] = {triggers[0]: base[f"attack_success_rate_{split}"]}
-        else:
-            per[split] = {t: base[f"attack_success_rate_{split}_{t}"] for t in triggers}
-    row = {"name": name, "attack": attack["attack"], "seed": attack["seed"],
-           "targets": " ".join(f"{t}:{g}" for t, g in attack["triggers"].items()),
-           "poison_rate": attack["poison_rate"],
-           "clean_accuracy_valid": base["clean_accuracy_valid"],
-           "attack_success_rate_valid": min(per["valid"].values()),
-           "clean_accuracy_test": base["clean_accuracy_test"],
-           "attack_success_rate_test": min(per["test"].values())}
-    row.update({f"attack_success_rate_test_{t}": v for t, v in per["test"].items()})
-    row["train_seconds"] = seconds
-    return row
-
-
-def table(names, root=BADNETS) -> pd.DataFrame:
-    """One row per BadNet; ASR is the lowest over its triggers, then one column per trigger."""
-    rows = [_row(n, Path(root)) for n in names]
-    per_trigger = sorted({k for r in rows for k in r if k.startswith("attack_success_rate_test_")})
-    first = [k for k in rows[0] if not k.startswith("attack_success_rate_test_") and k != "train_seconds"]
-    return pd.DataFrame(rows, columns=first + per_trigger + ["train_seconds"]).replace({np.nan: None})
-
-
-def markdown(rows: pd.DataFrame) -> str:
-    """The suite table as docs/pipeline.md shows it, from badnets.csv."""
-    per = [c for c in rows.columns if c.startswith("attack_success_rate_test_")]
-    lines = ["| BadNet | triggers → targets | poison rate | clean accuracy % (test) | "
-             "ASR % (test, lowest) | ASR % per trigger | training s |", "|---|---|---:|---:|---:|---|---:|"]
-    for _, r in rows.iterrows():
-        each = ", ".join(f"{c.removeprefix('attack_success_rate_test_')} {r[c]:.2f}" for c in per if pd.notna(r[c]))
-        lines.append(f"| {r['name']} | {r['targets'].replace(':', ' → ')} | {r['poison_rate']:g} | "
-                     f"{r['clean_accuracy_test']:.2f} | {r['attack_success_rate_test']:.2f} | {each} | "
-                     f"{r['train_seconds']:.0f} |")
-    return "\n".join(lines) + "\n"
-
-
 DEFENSE_TIMES = "metrics/defense_times.json"  # per BadNet: each defense's seconds, beside its scores
 
 
@@ -128,14 +80,6 @@ def collect_times(name: str, defense_names, root=BADNETS) -> None:
                                         for d in defense_names})
 
 
-LEADERBOARD = "suite/metrics/leaderboard.csv"
-LEADERBOARD_PLOT = "suite/plots/leaderboard.png"
-LEADERBOARD_COLUMNS = ["name", "attack", "seed", "poison_rate", "targets", "defense", "clean_accuracy_test",
-                       "attack_success_rate_test", "baseline_clean_accuracy_test", "baseline_attack_success_rate_test",
-                       "detection_rate_test", "false_positive_rate_test", "detector_detection_rate_test",
-                       "detector_false_positive_rate_test", "badnet_scan_targets", "scan_targets", "seconds"]
-
-
 def defenses(path=SUITE_PARAMS, known=None) -> list:
     """The defenses the suite runs on every BadNet (suite/params.yaml: defenses), each one of
     `known` when given (the stage scripts pass the defenses package's names)."""
@@ -145,98 +89,3 @@ def defenses(path=SUITE_PARAMS, known=None) -> list:
         raise BadInput(f"{path}: 'defenses' must list distinct defenses"
                        + (f" from {', '.join(known)}" if known is not None else ""))
     return names
-
-
-def _found(scan: dict, net: str, path) -> str:
-    """The targets the scan named on one net, space-separated ("" where it found none)."""
-    if not isinstance(scan.get(net), dict) or not isinstance(scan[net].get("targets"), list):
-        raise BadInput(f"{path}: no scan of {net!r}; run `cd suite && dvc repro` again")
-    return " ".join(map(str, scan[net]["targets"]))
-
-
-def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
-    """One row per (net, defense): the defended net on test (ASR: the highest over the
-    triggers), B's scores beside it, G's and the scan-gated detector's detection and
-    false-positive rates, the targets the scan found on B and on the defended net, and the
-    time. A clean net (poison rate 0) has rows as a BadNet has."""
-    from .artifacts import DEFENSES_METRICS, SCAN_METRICS
-
-    rows = []
-    for name in names:
-        folder = Path(root) / name
-        info = read_json(folder / ATTACK_METRICS, f"badnet@{name}")  # the attack's facts
-        base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
-        scores = read_json(folder / DEFENSES_METRICS, f"defend@{name}")
-        scan = read_json(folder / SCAN_METRICS, f"defend@{name}")
-        times = read_json(folder / DEFENSE_TIMES, f"defend@{name}")
-        b_asr = max([base["attack_success_rate_test"]] +
-                    [base[f"attack_success_rate_test_{t}"] for t in info["triggers"] if len(info["triggers"]) > 1])
-        for d in defense_names:
-            if f"{d}_clean_accuracy_test" not in scores:
-                raise BadInput(f"{folder / DEFENSES_METRICS}: no scores for {d!r}; run "
-                               f"`cd suite && dvc repro defend@{name}`")
-            if d not in times:
-                raise BadInput(f"{folder / DEFENSE_TIMES}: no time for {d!r}; run `cd suite && dvc repro defend@{name}`")
-            if f"{d}_detector_detection_rate_test" not in scores:
-                raise BadInput(f"{folder / DEFENSES_METRICS}: no detector scores for {d!r}; run "
-                               f"`cd suite && dvc repro defend@{name}`")
-            rows.append({"name": name, "attack": info["attack"], "seed": info["seed"],
-                         "poison_rate": info["poison_rate"],
-                         "targets": " ".join(f"{t}:{g}" for t, g in info["triggers"].items()), "defense": d,
-                         "clean_accuracy_test": scores[f"{d}_clean_accuracy_test"],
-                         "attack_success_rate_test": scores[f"{d}_attack_success_rate_test"],
-                         "baseline_clean_accuracy_test": base["clean_accuracy_test"],
-                         "baseline_attack_success_rate_test": b_asr,
-                         "detection_rate_test": scores[f"{d}_detection_rate_test"],
-                         "false_positive_rate_test": scores[f"{d}_false_positive_rate_test"],
-                         "detector_detection_rate_test": scores[f"{d}_detector_detection_rate_test"],
-                         "detector_false_positive_rate_test": scores[f"{d}_detector_false_positive_rate_test"],
-                         "badnet_scan_targets": _found(scan, "badnet", folder / SCAN_METRICS),
-                         "scan_targets": _found(scan, d, folder / SCAN_METRICS),
-                         "seconds": times[d]})
-    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
-
-
-def _split(rows: pd.DataFrame):
-    """(BadNets' rows, clean nets' rows). A leaderboard written before the suite had clean
-    nets has no poison_rate column: all its rows are BadNets'."""
-    if "poison_rate" not in rows:
-        return rows, rows.iloc[:0]
-    return rows[rows["poison_rate"] > 0], rows[rows["poison_rate"] == 0]
-
-
-def leaderboard_markdown(rows: pd.DataFrame) -> str:
-    """The leaderboard summary (README, docs/defenses.md): per defense, over the suite's BadNets, the clean loss, the ASR
-    and G (and the scan-gated detector, where the leaderboard has it), and how many BadNets meet the target (ASR <= 1%,
-    loss <= 1 point); then, where the suite has clean nets, what each defense costs on them and how often each detector
-    flags their clean images."""
-    bad, clean = _split(rows)
-    det = "detector_detection_rate_test" in rows
-    lines = ["| defense | BadNets | clean loss, points (mean / worst) | ASR % (median / worst) | "
-             "G detection % (mean) | G false positives % (mean) | "
-             + ("detector detection % (mean / worst) | detector false positives % (mean / worst) | " if det else "")
-             + "target met | seconds (mean) |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if det else "") + "---:|---:|"]
-    for d, g in bad.groupby("defense", sort=False):
-        loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
-        met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
-        lines.append(f"| {d} | {len(g)} | {loss.mean():.2f} / {loss.max():.2f} | "
-                     f"{g['attack_success_rate_test'].median():.2f} / {g['attack_success_rate_test'].max():.2f} | "
-                     f"{g['detection_rate_test'].mean():.2f} | {g['false_positive_rate_test'].mean():.2f} | "
-                     + (f"{g['detector_detection_rate_test'].mean():.2f} / {g['detector_detection_rate_test'].min():.2f} | "
-                        f"{g['detector_false_positive_rate_test'].mean():.2f} / "
-                        f"{g['detector_false_positive_rate_test'].max():.2f} | " if det else "")
-                     + f"{met} of {len(g)} | {g['seconds'].mean():.0f} |")
-    if len(clean):
-        lines += ["", "| defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
-                  "detector flags % (mean / worst) | scan calls the defended net clean | seconds (mean) |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for d, g in clean.groupby("defense", sort=False):
-            loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
-            quiet = int((g["scan_targets"].fillna("").astype(str).str.strip() == "").sum())
-            lines.append(f"| {d} | {len(g)} | {loss.mean():.2f} / {loss.max():.2f} | "
-                         f"{g['false_positive_rate_test'].mean():.2f} / {g['false_positive_rate_test'].max():.2f} | "
-                         f"{g['detector_false_positive_rate_test'].mean():.2f} / "
-                         f"{g['detector_false_positive_rate_test'].max():.2f} | {quiet} of {len(g)} | "
-                         f"{g['seconds'].mean():.0f} |")
-    return "\n".join(lines) + "\n"

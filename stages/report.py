@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from badnet_repair import artifacts, params, report, suite
+from badnet_repair import artifacts, leaderboard, params, report
 from badnet_repair.atomic import write_text
 from badnet_repair.errors import BadInput, cli
 
-LEADERBOARD, LEADERBOARD_PLOT = suite.LEADERBOARD, suite.LEADERBOARD_PLOT
+LEADERBOARD, LEADERBOARD_PLOT = leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT
 FIGURES = {  # title: (file, the stage that writes it)
     "Clean accuracy and attack success rate as channels are pruned": (artifacts.SWEEP_PLOT, "prune-sweep"),
     "G as a detector at every sweep step": (artifacts.DETECTOR_PLOT, "prune-sweep"),
@@ -31,7 +31,7 @@ def _leaderboard():
     if not (Path(LEADERBOARD).is_file() and Path(LEADERBOARD_PLOT).is_file()):
         return None
     rows = pd.read_csv(LEADERBOARD)
-    return (suite.leaderboard_markdown(rows) + "\n" + report.leaderboard_grid(rows),
+    return (leaderboard.leaderboard_markdown(rows) + "\n" + report.leaderboard_grid(rows),
             _read(LEADERBOARD_PLOT, "suite leaderboard"))
 
 

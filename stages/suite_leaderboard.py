@@ -1,19 +1,19 @@
 """suite leaderboard: suite/metrics/leaderboard.csv, one row per (BadNet, defense), and
 suite/plots/leaderboard.png (ASR against clean loss)."""
-from badnet_repair import plots, suite
+from badnet_repair import leaderboard, plots, suite
 from badnet_repair.atomic import atomic_path
 from badnet_repair.errors import cli
 
-OUT, FIGURE = suite.LEADERBOARD, suite.LEADERBOARD_PLOT
+OUT, FIGURE = leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT
 
 
 @cli
 def main():
-    rows = suite.leaderboard(suite.entries(), suite.defenses())
+    rows = leaderboard.leaderboard(suite.entries(), suite.defenses())
     with atomic_path(OUT) as tmp:
         rows.to_csv(tmp, index=False)
     plots.leaderboard_figure(rows, FIGURE)
-    print(suite.leaderboard_markdown(rows), end="")  # the leaderboard summary (README, docs/defenses.md)
+    print(leaderboard.leaderboard_markdown(rows), end="")  # the leaderboard summary (README, docs/defenses.md)
 
 
 if __name__ == "__main__":

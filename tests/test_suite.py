@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from badnet_repair import h5data, metrics, suite
+from badnet_repair import h5data, leaderboard, metrics, suite
 from badnet_repair.errors import BadInput
 from stagerun import run_ok
 
@@ -58,8 +58,12 @@ def test_committed_suite_params_name_known_attacks_and_keys():
 
     entries = suite.entries(ROOT / "suite/params.yaml")
     assert {e["attack"] for e in entries.values()} == set(ATTACKS)
-    assert sum(e["attack"] == "sunglasses" for e in entries.values()) >= 3  # three seeds
-    assert all(name == f"{e['attack']}-{e['seed']}" for name, e in entries.items())
+    bad = {n: e for n, e in entries.items() if e.get("poison_rate", 1) > 0}
+    clean = {n: e for n, e in entries.items() if n not in bad}
+    assert sum(e["attack"] == "sunglasses" for e in bad.values()) >= 3  # three seeds
+    assert all(name == f"{e['attack']}-{e['seed']}" for name, e in bad.items())
+    assert len({e["seed"] for e in clean.values()}) >= 3  # clean nets: three seeds, named by theirs
+    assert all(name == f"clean-{e['seed']}" and e["poison_rate"] == 0 for name, e in clean.items())
 
 
 def test_attack_success_rate_per_trigger_is_the_plain_loop():
@@ -107,7 +111,7 @@ def killed_and_resumed(tmp_path_factory):
             shutil.copy2(ROOT / rel, dest / rel)
     shutil.copyfile(dest / "presets/small.yaml", dest / "params.yaml")
     (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID, "defenses": DEFENSES}, sort_keys=False))
-    for rel in ("suite/dvc.lock", suite.TABLE, suite.LEADERBOARD, suite.LEADERBOARD_PLOT):
+    for rel in ("suite/dvc.lock", leaderboard.TABLE, leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT):
         (dest / rel).unlink(missing_ok=True)
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
@@ -148,7 +152,7 @@ def test_a_killed_suite_resumes_with_only_what_did_not_finish(killed_and_resumed
 
 def test_every_attack_backdoor_works_on_each_trigger(killed_and_resumed):
     root, _, names, _, _ = killed_and_resumed
-    table = pd.read_csv(root / suite.TABLE)
+    table = pd.read_csv(root / leaderboard.TABLE)
     assert list(table["name"]) == names
     assert list(table.columns[:9]) == ["name", "attack", "seed", "targets", "poison_rate", "clean_accuracy_valid",
                                        "attack_success_rate_valid", "clean_accuracy_test",
@@ -211,7 +215,7 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
             assert (c / suite.BADNETS / name / rel).read_bytes() == \
                 (clones[made] / suite.BADNETS / name / rel).read_bytes(), (name, rel)
     times = {"train_seconds", "seconds"}
-    for rel in (suite.TABLE, suite.LEADERBOARD):
+    for rel in (leaderboard.TABLE, leaderboard.LEADERBOARD):
         split = pd.read_csv(c / rel, dtype=str, keep_default_na=False)
         single = pd.read_csv(root / rel, dtype=str, keep_default_na=False)
         single = single[single["name"].isin(SHARED)].reset_index(drop=True)
@@ -237,18 +241,21 @@ def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
 
 def test_docs_suite_table_is_the_committed_csv():
     """docs/pipeline.md's suite table is `suite.markdown` of suite/metrics/badnets.csv, figure for figure."""
-    rows = pd.read_csv(ROOT / suite.TABLE)
-    assert suite.markdown(rows) in (ROOT / "docs/pipeline.md").read_text()
+    rows = pd.read_csv(ROOT / leaderboard.TABLE)
+    assert leaderboard.markdown(rows) in (ROOT / "docs/pipeline.md").read_text()
 
 
 def test_committed_suite_meets_the_attacker_strength():
-    """Every committed BadNet: at least 95 % clean validation accuracy and 99 % ASR on
-    every trigger (test; validation by its lowest trigger)."""
-    rows = pd.read_csv(ROOT / suite.TABLE)
+    """Every committed net: at least 95 % clean validation accuracy; every BadNet also 99 %
+    ASR on every trigger (test; validation by its lowest trigger)."""
+    rows = pd.read_csv(ROOT / leaderboard.TABLE)
     assert set(rows["name"]) == set(suite.entries(ROOT / "suite/params.yaml"))
     per = [c for c in rows.columns if c.startswith("attack_success_rate_test_")]
     for _, r in rows.iterrows():
-        assert r["clean_accuracy_valid"] >= 95 and r["attack_success_rate_valid"] >= 99, r["name"]
+        assert r["clean_accuracy_valid"] >= 95, r["name"]
+        if r["poison_rate"] == 0:  # a clean net: no attack to be strong
+            continue
+        assert r["attack_success_rate_valid"] >= 99, r["name"]
         assert r[per].dropna().min() >= 99 and r["attack_success_rate_test"] == r[per].dropna().min(), r["name"]
 
 
@@ -259,8 +266,8 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
 
     root, env, names, _, _ = killed_and_resumed
     _run([str(BIN / "dvc"), "repro"], root / "suite", env)  # up to date after any test's re-run
-    board = pd.read_csv(root / suite.LEADERBOARD)
-    assert list(board.columns) == suite.LEADERBOARD_COLUMNS
+    board = pd.read_csv(root / leaderboard.LEADERBOARD)
+    assert list(board.columns) == leaderboard.LEADERBOARD_COLUMNS
     assert list(zip(board["name"], board["defense"])) == [(n, d) for n in names for d in DEFENSES]
     for _, r in board.iterrows():
         folder = root / suite.BADNETS / r["name"]
@@ -282,16 +289,16 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
         per = [v for k, v in base.items() if k.startswith("attack_success_rate_test_")] or \
             [base["attack_success_rate_test"]]
         assert r["baseline_attack_success_rate_test"] == pytest.approx(max(per))
-    assert (root / suite.LEADERBOARD_PLOT).read_bytes().startswith(b"\x89PNG")
+    assert (root / leaderboard.LEADERBOARD_PLOT).read_bytes().startswith(b"\x89PNG")
 
 
 def test_readme_leaderboard_is_the_committed_csv():
     """The README's leaderboard summary and docs/defenses.md's grid are rendered from the
     committed CSV, and the CSV covers every BadNet and defense of suite/params.yaml."""
-    board = pd.read_csv(ROOT / suite.LEADERBOARD)
+    board = pd.read_csv(ROOT / leaderboard.LEADERBOARD)
     from badnet_repair.report import leaderboard_grid
 
-    assert suite.leaderboard_markdown(board) in (ROOT / "README.md").read_text()
+    assert leaderboard.leaderboard_markdown(board) in (ROOT / "README.md").read_text()
     assert leaderboard_grid(board) in (ROOT / "docs/defenses.md").read_text()
     names, defenses = suite.entries(ROOT / suite.SUITE_PARAMS), suite.defenses(ROOT / suite.SUITE_PARAMS)
     assert sorted(zip(board["name"], board["defense"])) == sorted((n, d) for n in names for d in defenses)
@@ -308,7 +315,7 @@ def test_leaderboard_summary_counts_the_target_by_hand():
         {"name": "a", "defense": "y", "clean_accuracy_test": 98.0, "attack_success_rate_test": 50.0,
          "baseline_clean_accuracy_test": 98.0, "detection_rate_test": 40.0, "false_positive_rate_test": 0.0,
          "seconds": 5.0}])
-    lines = suite.leaderboard_markdown(rows).splitlines()
+    lines = leaderboard.leaderboard_markdown(rows).splitlines()
     assert lines[2] == "| x | 2 | 1.25 / 2.00 | 0.35 / 0.50 | 94.50 | 2.00 | 1 of 2 | 20 |"
     assert lines[3] == "| y | 1 | 0.00 / 0.00 | 50.00 / 50.00 | 40.00 | 0.00 | 0 of 1 | 5 |"
 
@@ -328,7 +335,7 @@ def test_leaderboard_summary_of_clean_nets_and_detectors_by_hand():
         {**common, "name": "d", "poison_rate": 0.0, "clean_accuracy_test": 96.5, "attack_success_rate_test": 0.2,
          "false_positive_rate_test": 3.5, "detector_detection_rate_test": 0.0,
          "detector_false_positive_rate_test": 0.5, "scan_targets": "12"}])
-    lines = suite.leaderboard_markdown(rows).splitlines()
+    lines = leaderboard.leaderboard_markdown(rows).splitlines()
     # the BadNets a, b: loss 0.5 and 1.0, ASR 0.5 and 2.0 (one meets the target); detector mean/worst
     assert lines[2] == "| x | 2 | 0.75 / 1.00 | 1.25 / 2.00 | 99.00 | 3.50 | 95.00 / 90.50 | 0.50 / 0.75 | 1 of 2 | 10 |"
     # the clean nets c, d: loss 0.25 and 1.5, G flags 2.5 and 3.5, the detector 0 and 0.5, the scan quiet on c only

@@ -238,13 +238,13 @@ def prune_orders() -> str:
 
 
 def _leaderboard():
-    from badnet_repair.suite import LEADERBOARD
+    from badnet_repair.leaderboard import LEADERBOARD
 
     return _frame(LEADERBOARD)
 
 
 def leaderboard() -> str:
-    from badnet_repair.suite import leaderboard_markdown
+    from badnet_repair.leaderboard import leaderboard_markdown
 
     return leaderboard_markdown(_leaderboard())
 
@@ -256,7 +256,7 @@ def leaderboard_grid() -> str:
 
 
 def suite_badnets() -> str:
-    from badnet_repair.suite import markdown
+    from badnet_repair.leaderboard import markdown
 
     return markdown(_frame("suite/metrics/badnets.csv"))
 

@@ -5,7 +5,9 @@ are badnet_repair.training's (fine-pruning outside this package trains through t
 A defense sees the clean validation images only. It trains on a seeded share of them and
 keeps the rest (the holdout) to choose its one free setting: it tries its candidates from
 the strongest down and keeps the first whose holdout accuracy stays within `budget` points
-of B's (if none does, the one best on the holdout). The poisoned files are never read here."""
+of B's. If none does, it returns B unchanged (`run`): a defense never costs more than the
+budget, which matters most on a net that was never attacked. The poisoned files are never
+read here."""
 from __future__ import annotations
 
 import time
@@ -136,6 +138,10 @@ def run(name: str, module, model, valid, cfg: dict, section: dict, input_divisor
     start = time.perf_counter()
     defended, facts = module.defend(model, clean, section, floor, log=log)
     seconds = time.perf_counter() - start
+    below = clean.holdout_accuracy(defended)
+    if below < floor:  # no setting keeps the budget: B is returned untouched, whatever the ASR
+        log(f"{name}: holdout accuracy {below:.2f}% is below the floor: B is kept unchanged")
+        defended, facts = model, dict(facts, kept_badnet=True, below_floor_holdout_accuracy=round(below, 4))
     entry = {"defense": name, "paper": module.PAPER,
              "badnet_holdout_accuracy": round(badnet_holdout, 4), "floor": round(floor, 4),
              "holdout_accuracy": round(clean.holdout_accuracy(defended), 4), **facts}
