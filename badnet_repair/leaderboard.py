@@ -66,7 +66,8 @@ LEADERBOARD_PLOT = "suite/plots/leaderboard.png"
 LEADERBOARD_COLUMNS = ["name", "attack", "seed", "poison_rate", "targets", "defense", "clean_accuracy_test",
                        "attack_success_rate_test", "baseline_clean_accuracy_test", "baseline_attack_success_rate_test",
                        "detection_rate_test", "false_positive_rate_test", "detector_detection_rate_test",
-                       "detector_false_positive_rate_test", "badnet_scan_targets", "scan_targets", "seconds"]
+                       "detector_false_positive_rate_test", "badnet_scan_targets", "badnet_scan_share", "scan_targets",
+                       "scan_share", "seconds"]
 
 
 def _found(scan: dict, net: str, path) -> str:
@@ -74,6 +75,14 @@ def _found(scan: dict, net: str, path) -> str:
     if not isinstance(scan.get(net), dict) or not isinstance(scan[net].get("targets"), list):
         raise BadInput(f"{path}: no scan of {net!r}; run `cd suite && dvc repro` again")
     return " ".join(map(str, scan[net]["targets"]))
+
+
+def _share(scan: dict, net: str, path) -> float:
+    """The largest share of clean images the scan's perturbations sent to one class on one
+    net, in percent: the figure its verdict compares with the threshold."""
+    if not isinstance(scan.get(net), dict) or not isinstance(scan[net].get("share"), (int, float)):
+        raise BadInput(f"{path}: no scan share of {net!r}; run `cd suite && dvc repro` again")
+    return round(100.0 * scan[net]["share"], 2)
 
 
 def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
@@ -114,7 +123,9 @@ def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
                          "detector_detection_rate_test": scores[f"{d}_detector_detection_rate_test"],
                          "detector_false_positive_rate_test": scores[f"{d}_detector_false_positive_rate_test"],
                          "badnet_scan_targets": _found(scan, "badnet", folder / SCAN_METRICS),
+                         "badnet_scan_share": _share(scan, "badnet", folder / SCAN_METRICS),
                          "scan_targets": _found(scan, d, folder / SCAN_METRICS),
+                         "scan_share": _share(scan, d, folder / SCAN_METRICS),
                          "seconds": times[d]})
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
 
@@ -161,4 +172,29 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
                          f"{g['detector_false_positive_rate_test'].mean():.2f} / "
                          f"{g['detector_false_positive_rate_test'].max():.2f} | {quiet} of {len(g)} | "
                          f"{g['seconds'].mean():.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(targets, share) -> str:
+    # as read back from the CSV: a column of single targets and empty cells comes as floats
+    found = "" if pd.isna(targets) else str(int(targets)) if isinstance(targets, (float, int, np.integer)) \
+        else str(targets).strip()
+    return f"backdoor → {found.replace(' ', ', ')} ({share:.1f} %)" if found else f"clean ({share:.1f} %)"
+
+
+def scan_markdown(rows: pd.DataFrame, default: str) -> str:
+    """The scan on the suite (docs/scan.md): per net, the attack's targets (which the scan
+    never reads), the scan's verdict on B and on the net `default` defended, with the
+    largest share it sent to one class; BadNets first, then clean nets."""
+    bad, clean = _split(rows)
+    lines = ["| net | poison rate | the attack's targets | scan of B: verdict (share) | "
+             f"{default} ASR % (test) | scan of the {default} net: verdict (share) |",
+             "|---|---:|---|---|---:|---|"]
+    for _, r in pd.concat([bad, clean]).iterrows():
+        if r["defense"] != default:
+            continue
+        truth = " ".join(t.split(":")[1] for t in r["targets"].split()) if r["poison_rate"] > 0 else "none (clean net)"
+        lines.append(f"| {r['name']} | {r['poison_rate']:g} | {truth} | "
+                     f"{_verdict(r['badnet_scan_targets'], r['badnet_scan_share'])} | "
+                     f"{r['attack_success_rate_test']:.2f} | {_verdict(r['scan_targets'], r['scan_share'])} |")
     return "\n".join(lines) + "\n"

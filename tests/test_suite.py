@@ -282,6 +282,8 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
             v = r[col]  # pandas reads "0" as a number, and a column with an empty cell as floats
             found = "" if pd.isna(v) else str(int(v)) if isinstance(v, (float, np.integer, int)) else str(v)
             assert found.split() == [str(t) for t in scan[net]["targets"]], (r["name"], d, col)
+        for col, net in (("badnet_scan_share", "badnet"), ("scan_share", d)):
+            assert r[col] == pytest.approx(100 * scan[net]["share"], abs=0.005), (r["name"], d, col)
         assert r["poison_rate"] == GRID[r["name"]]["poison_rate"]
         seconds = json.loads((folder / "models/defenses" / d / "time.json").read_text())["seconds"]
         assert r["seconds"] == pytest.approx(seconds) and r["seconds"] > 0
@@ -300,6 +302,8 @@ def test_readme_leaderboard_is_the_committed_csv():
 
     assert leaderboard.leaderboard_markdown(board) in (ROOT / "README.md").read_text()
     assert leaderboard_grid(board) in (ROOT / "docs/defenses.md").read_text()
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())["defend"]["default"]
+    assert leaderboard.scan_markdown(board, default) in (ROOT / "docs/scan.md").read_text()
     names, defenses = suite.entries(ROOT / suite.SUITE_PARAMS), suite.defenses(ROOT / suite.SUITE_PARAMS)
     assert sorted(zip(board["name"], board["defense"])) == sorted((n, d) for n in names for d in defenses)
 
@@ -340,6 +344,31 @@ def test_leaderboard_summary_of_clean_nets_and_detectors_by_hand():
     assert lines[2] == "| x | 2 | 0.75 / 1.00 | 1.25 / 2.00 | 99.00 | 3.50 | 95.00 / 90.50 | 0.50 / 0.75 | 1 of 2 | 10 |"
     # the clean nets c, d: loss 0.25 and 1.5, G flags 2.5 and 3.5, the detector 0 and 0.5, the scan quiet on c only
     assert lines[6] == "| x | 2 | 0.88 / 1.50 | 3.00 / 3.50 | 0.25 / 0.50 | 1 of 2 | 10 |"
+
+
+def test_scan_table_rows_are_the_default_defenses_rows_by_hand():
+    common = {"attack": "sunglasses", "baseline_clean_accuracy_test": 98.0}
+    rows = pd.DataFrame([
+        {**common, "name": "a", "poison_rate": 0.1, "targets": "eyebrows:7 lipstick:8", "defense": "x",
+         "attack_success_rate_test": 0.25, "badnet_scan_targets": "7 8", "badnet_scan_share": 99.5,
+         "scan_targets": None, "scan_share": 3.25},
+        {**common, "name": "a", "poison_rate": 0.1, "targets": "eyebrows:7 lipstick:8", "defense": "y",
+         "attack_success_rate_test": 50.0, "badnet_scan_targets": "7 8", "badnet_scan_share": 99.5,
+         "scan_targets": "7", "scan_share": 60.0},
+        {**common, "name": "c", "poison_rate": 0.0, "targets": "sunglasses:3", "defense": "x",
+         "attack_success_rate_test": 0.0, "badnet_scan_targets": None, "badnet_scan_share": 6.25,
+         "scan_targets": None, "scan_share": 5.0},
+        {**common, "name": "b", "poison_rate": 0.05, "targets": "sunglasses:0", "defense": "x",
+         "attack_success_rate_test": 12.5, "badnet_scan_targets": 0, "badnet_scan_share": 78.75,
+         "scan_targets": 0, "scan_share": 55.0}])
+    import io
+
+    for frame in (rows, pd.read_csv(io.StringIO(rows.to_csv(index=False)))):  # as built, and as read back
+        lines = leaderboard.scan_markdown(frame, "x").splitlines()
+        assert lines[2:] == [  # BadNets in order, then the clean net; only defense x's rows
+            "| a | 0.1 | 7 8 | backdoor → 7, 8 (99.5 %) | 0.25 | clean (3.2 %) |",
+            "| b | 0.05 | 0 | backdoor → 0 (78.8 %) | 12.50 | backdoor → 0 (55.0 %) |",
+            "| c | 0 | none (clean net) | clean (6.2 %) | 0.00 | clean (5.0 %) |"]
 
 
 def test_leaderboard_grid_is_each_rows_loss_and_asr():

@@ -255,6 +255,13 @@ def leaderboard_grid() -> str:
     return grid(_leaderboard())
 
 
+def suite_scan() -> str:
+    """The scan's verdicts on the suite's nets, B and the default defense's (docs/scan.md)."""
+    from badnet_repair.leaderboard import scan_markdown
+
+    return scan_markdown(_leaderboard(), _yaml("params.yaml")["defend"]["default"])
+
+
 def suite_badnets() -> str:
     from badnet_repair.leaderboard import markdown
 
@@ -379,7 +386,7 @@ def scan_calibration() -> str:
 
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
-                                     suite_badnets, frontier, params, commands, sweep, evaluation, training,
+                                     suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop)}
 
 
