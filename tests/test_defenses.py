@@ -218,6 +218,8 @@ def test_a_defense_that_costs_more_than_the_budget_returns_b_unchanged(tmp_path)
             assert entry["below_floor_holdout_accuracy"] == 0.0
         saved = load_badnet(out / base.DEFENDED)
         assert all(np.array_equal(p, q) for p, q in zip(b.get_weights(), saved.get_weights()))
+        g = load_repaired(out / base.REPAIRED)  # G of B and its kept twin: never a flag
+        assert np.array_equal(np.argmax(g.predict(x / 255.0, verbose=0), 1), y)
 
 
 def test_neuron_masks_of_one_are_b_and_a_zero_mask_is_the_pruned_net():

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..params import PARAMS_FILE, check_section
-from ..training import split_holdout
+from ..training import copy, split_holdout
 
 PIXEL_MAX = 255.0  # raw images are 0-255: a defense's bounds, steps and noise are on x / 255
 
@@ -141,7 +141,8 @@ def run(name: str, module, model, valid, cfg: dict, section: dict, input_divisor
     below = clean.holdout_accuracy(defended)
     if below < floor:  # no setting keeps the budget: B is returned untouched, whatever the ASR
         log(f"{name}: holdout accuracy {below:.2f}% is below the floor: B is kept unchanged")
-        defended, facts = model, dict(facts, kept_badnet=True, below_floor_holdout_accuracy=round(below, 4))
+        defended, facts = copy(model), dict(  # a twin: G takes two models
+            facts, kept_badnet=True, below_floor_holdout_accuracy=round(below, 4))
     entry = {"defense": name, "paper": module.PAPER,
              "badnet_holdout_accuracy": round(badnet_holdout, 4), "floor": round(floor, 4),
              "holdout_accuracy": round(clean.holdout_accuracy(defended), 4), **facts}
