@@ -182,10 +182,15 @@ def _verdict(targets, share) -> str:
     return f"backdoor → {found.replace(' ', ', ')} ({share:.1f} %)" if found else f"clean ({share:.1f} %)"
 
 
+NO_SCAN = "The committed leaderboard predates the scan's columns: this table appears with the suite's next finished run.\n"
+
+
 def scan_markdown(rows: pd.DataFrame, default: str) -> str:
     """The scan on the suite (docs/scan.md): per net, the attack's targets (which the scan
     never reads), the scan's verdict on B and on the net `default` defended, with the
     largest share it sent to one class; BadNets first, then clean nets."""
+    if "badnet_scan_share" not in rows:
+        return NO_SCAN
     bad, clean = _split(rows)
     lines = ["| net | poison rate | the attack's targets | scan of B: verdict (share) | "
              f"{default} ASR % (test) | scan of the {default} net: verdict (share) |",
