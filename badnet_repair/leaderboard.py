@@ -85,11 +85,12 @@ def _share(scan: dict, net: str, path) -> float:
     return round(100.0 * scan[net]["share"], 2)
 
 
-def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
+def leaderboard(names, defense_names, root=BADNETS, read_json=read_json) -> pd.DataFrame:
     """One row per (net, defense): the defended net on test (ASR: the highest over the
     triggers), B's scores beside it, G's and the scan-gated detector's detection and
     false-positive rates, the targets the scan found on B and on the defended net, and the
-    time. A clean net (poison rate 0) has rows as a BadNet has."""
+    time. A clean net (poison rate 0) has rows as a BadNet has. `read_json(path, stage)`
+    reads each net's files (the docs read them as committed)."""
     from .artifacts import DEFENSES_METRICS, SCAN_METRICS
 
     rows = []
@@ -203,3 +204,18 @@ def scan_markdown(rows: pd.DataFrame, default: str) -> str:
                      f"{_verdict(r['badnet_scan_targets'], r['badnet_scan_share'])} | "
                      f"{r['attack_success_rate_test']:.2f} | {_verdict(r['scan_targets'], r['scan_share'])} |")
     return "\n".join(lines) + "\n"
+
+
+def finished(lock: dict) -> list:
+    """The nets a suite run has finished (their defend stage is in suite/dvc.lock), by name."""
+    return sorted(n.split("@", 1)[1] for n in (lock or {}).get("stages", {}) if n.startswith("defend@"))
+
+
+def progress_markdown(rows: pd.DataFrame, names, default: str) -> str:
+    """A suite run in progress (README): which nets are finished, the leaderboard summary of
+    those, and the scan's verdicts under the default defense."""
+    done = list(dict.fromkeys(rows["name"]))
+    pending = [n for n in names if n not in done]
+    head = (f"A suite run of this code has finished {len(done)} of {len(names)} nets"
+            + (f"; pending: {', '.join(pending)}." if pending else ".") + "\n\n")
+    return head + leaderboard_markdown(rows) + "\n" + scan_markdown(rows, default)

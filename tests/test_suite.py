@@ -416,6 +416,18 @@ def test_scan_table_rows_are_the_default_defenses_rows_by_hand():
             "| c | 0 | none (clean net) | clean (6.2 %) | 0.00 | clean (5.0 %) |"]
 
 
+def test_progress_names_the_finished_nets_from_the_lock_and_the_pending_in_suite_order():
+    lock = {"stages": {"badnet@b": {}, "defend@b": {}, "prune@c": {}, "badnet@c": {}, "defend@a": {}}}
+    assert leaderboard.finished(lock) == ["a", "b"] and leaderboard.finished(None) == []
+    rows = pd.DataFrame([{"name": n, "defense": "x", "poison_rate": 0.1, "clean_accuracy_test": 97.0,
+                          "attack_success_rate_test": 0.5, "baseline_clean_accuracy_test": 97.5,
+                          "detection_rate_test": 99.0, "false_positive_rate_test": 1.0, "seconds": 1.0}
+                         for n in ("b", "a")])
+    text = leaderboard.progress_markdown(rows, ["a", "c", "b", "d"], "x")
+    assert text.startswith("A suite run of this code has finished 2 of 4 nets; pending: c, d.\n\n")
+    assert leaderboard.leaderboard_markdown(rows) in text
+
+
 def test_leaderboard_grid_is_each_rows_loss_and_asr():
     from badnet_repair.report import leaderboard_grid
 
