@@ -151,6 +151,8 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
              + ("detector detection % (mean / worst) | detector false positives % (mean / worst) | " if det else "")
              + "target met | seconds (mean) |",
              "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if det else "") + "---:|---:|"]
+    if not len(bad):  # clean nets only (a suite run in progress)
+        lines = []
     for d, g in bad.groupby("defense", sort=False):
         loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
         met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
@@ -162,9 +164,9 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
                         f"{g['detector_false_positive_rate_test'].max():.2f} | " if det else "")
                      + f"{met} of {len(g)} | {g['seconds'].mean():.0f} |")
     if len(clean):
-        lines += ["", "| defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
-                  "detector flags % (mean / worst) | scan calls the defended net clean | seconds (mean) |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [""] * bool(lines) + ["| defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
+                                      "detector flags % (mean / worst) | scan calls the defended net clean | seconds (mean) |",
+                                      "|---|---:|---:|---:|---:|---:|---:|"]
         for d, g in clean.groupby("defense", sort=False):
             loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
             quiet = int((g["scan_targets"].fillna("").astype(str).str.strip() == "").sum())

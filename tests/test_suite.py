@@ -77,9 +77,12 @@ def test_committed_suite_lock_is_this_code_and_these_scores():
     lock = ROOT / "suite/dvc.lock"
     if not lock.exists():
         pytest.skip("no suite run committed")
-    stages = yaml.safe_load(lock.read_text())["stages"]
-    values = {"../params.yaml": yaml.safe_load((ROOT / "params.yaml").read_text()),
-              "params.yaml": yaml.safe_load((ROOT / suite.SUITE_PARAMS).read_text())}
+    from ruamel.yaml import YAML  # YAML 1.2, as DVC reads params and writes dvc.lock (2e-05 is a number)
+
+    load = YAML(typ="safe").load
+    stages = load(lock.read_text())["stages"]
+    values = {"../params.yaml": load((ROOT / "params.yaml").read_text()),
+              "params.yaml": load((ROOT / suite.SUITE_PARAMS).read_text())}
     for name, stage in stages.items():
         for dep in stage.get("deps", []):
             if dep["path"].startswith(("../badnet_repair/", "../stages/")):
