@@ -139,6 +139,12 @@ def _split(rows: pd.DataFrame):
     return rows[rows["poison_rate"] > 0], rows[rows["poison_rate"] == 0]
 
 
+def _points(v: float) -> str:
+    """A loss in points, 2 decimals; a loss that rounds to zero from below shows as 0.00."""
+    text = f"{v:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
 def leaderboard_markdown(rows: pd.DataFrame) -> str:
     """The leaderboard summary (README, docs/defenses.md): per defense, over the suite's BadNets, the clean loss, the ASR
     and G (and the scan-gated detector, where the leaderboard has it), and how many BadNets meet the target (ASR <= 1%,
@@ -156,7 +162,7 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
     for d, g in bad.groupby("defense", sort=False):
         loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
         met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
-        lines.append(f"| {d} | {len(g)} | {loss.mean():.2f} / {loss.max():.2f} | "
+        lines.append(f"| {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
                      f"{g['attack_success_rate_test'].median():.2f} / {g['attack_success_rate_test'].max():.2f} | "
                      f"{g['detection_rate_test'].mean():.2f} | {g['false_positive_rate_test'].mean():.2f} | "
                      + (f"{g['detector_detection_rate_test'].mean():.2f} / {g['detector_detection_rate_test'].min():.2f} | "
@@ -170,7 +176,7 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
         for d, g in clean.groupby("defense", sort=False):
             loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
             quiet = int((g["scan_targets"].fillna("").astype(str).str.strip() == "").sum())
-            lines.append(f"| {d} | {len(g)} | {loss.mean():.2f} / {loss.max():.2f} | "
+            lines.append(f"| {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
                          f"{g['false_positive_rate_test'].mean():.2f} / {g['false_positive_rate_test'].max():.2f} | "
                          f"{g['detector_false_positive_rate_test'].mean():.2f} / "
                          f"{g['detector_false_positive_rate_test'].max():.2f} | {quiet} of {len(g)} | "
