@@ -57,14 +57,8 @@ def test_every_defense_keeps_the_badnets_interface_and_reports_its_clean_only_ch
         # strongest first; every candidate before the chosen one missed the floor
         assert [t[key] for t in tried] == sorted(cfg[name][key + "s"], reverse=True)[:len(tried)]
         assert all(t["holdout_accuracy"] < entry["floor"] for t in tried[:-1])
-        # whatever the net, the defended net stays within the budget on the holdout
-        assert entry["holdout_accuracy"] >= entry["floor"] - 1e-3, name
-        if entry.get("kept_badnet"):  # no candidate kept the floor: B itself, unchanged
-            assert all(t["holdout_accuracy"] < entry["floor"] for t in tried)
-            assert entry["holdout_accuracy"] == pytest.approx(entry["badnet_holdout_accuracy"], abs=1e-3)
-            assert all(np.array_equal(p, q) for p, q in zip(b.get_weights(), net.get_weights())), name
-            continue
-        kept = tried[-1]
+        kept = tried[-1] if tried[-1]["holdout_accuracy"] >= entry["floor"] else \
+            max(tried, key=lambda t: t["holdout_accuracy"])  # none kept the floor: the best
         assert kept["holdout_accuracy"] == pytest.approx(entry["holdout_accuracy"], abs=1e-3)
         assert entry[{"fraction": "fraction_pruned"}.get(key, key)] == kept[key]
 
@@ -185,41 +179,6 @@ def test_the_choice_rule_takes_the_first_candidate_that_keeps_the_floor():
     accs.update({5: 96.0, 4: 95.0})
     assert base.strongest_within([5, 4], make, Clean(), 99.9, log=lambda s: None)[:2] == (96.0, 5)
     assert made == [5, 4]
-
-
-def test_a_defense_that_costs_more_than_the_budget_returns_b_unchanged(tmp_path):
-    """base.run keeps a defended net within the budget on the holdout: one that falls below
-    the floor is replaced by B, saved unchanged, and defense.json says so."""
-    b, clean = _tiny()
-    x = np.concatenate([clean.x * 255.0, clean.x_holdout])  # raw images, as the stage reads them
-    y = np.argmax(b.predict(x / 255.0, verbose=0), 1)  # B's own classes: 100 % holdout accuracy
-    cfg = {"holdout": 0.25, "seed": 1, "budget": 1.0}
-
-    class Fake:
-        PAPER = "none"
-
-        def __init__(self, ruin):
-            self.ruin = ruin
-
-        def defend(self, model, clean, cfg, floor, log=print):
-            net = training.copy(model)
-            if self.ruin:  # the output layer's columns rolled by one: every class moves to the next
-                w = net.get_weights()
-                net.set_weights(w[:-2] + [np.roll(v, 1, axis=-1) for v in w[-2:]])
-            return net, {"setting": 1}
-
-    for ruin in (True, False):
-        out = tmp_path / str(ruin)
-        entry = base.run("fake", Fake(ruin), b, h5data.Dataset(x, y), cfg, {}, 255.0, out, log=lambda s: None)
-        assert entry["badnet_holdout_accuracy"] == 100.0 and entry["floor"] == 99.0
-        assert entry["holdout_accuracy"] == 100.0 and entry["setting"] == 1
-        assert entry.get("kept_badnet", False) is ruin
-        if ruin:
-            assert entry["below_floor_holdout_accuracy"] == 0.0
-        saved = load_badnet(out / base.DEFENDED)
-        assert all(np.array_equal(p, q) for p, q in zip(b.get_weights(), saved.get_weights()))
-        g = load_repaired(out / base.REPAIRED)  # G of B and its kept twin: never a flag
-        assert np.array_equal(np.argmax(g.predict(x / 255.0, verbose=0), 1), y)
 
 
 def test_neuron_masks_of_one_are_b_and_a_zero_mask_is_the_pruned_net():

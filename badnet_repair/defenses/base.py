@@ -5,9 +5,7 @@ are badnet_repair.training's (fine-pruning outside this package trains through t
 A defense sees the clean validation images only. It trains on a seeded share of them and
 keeps the rest (the holdout) to choose its one free setting: it tries its candidates from
 the strongest down and keeps the first whose holdout accuracy stays within `budget` points
-of B's. If none does, it returns B unchanged (`run`): a defense never costs more than the
-budget, which matters most on a net that was never attacked. The poisoned files are never
-read here."""
+of B's (if none does, the one best on the holdout). The poisoned files are never read here."""
 from __future__ import annotations
 
 import time
@@ -17,7 +15,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..params import PARAMS_FILE, check_section
-from ..training import copy, split_holdout
+from ..training import split_holdout
 
 PIXEL_MAX = 255.0  # raw images are 0-255: a defense's bounds, steps and noise are on x / 255
 
@@ -138,11 +136,6 @@ def run(name: str, module, model, valid, cfg: dict, section: dict, input_divisor
     start = time.perf_counter()
     defended, facts = module.defend(model, clean, section, floor, log=log)
     seconds = time.perf_counter() - start
-    below = clean.holdout_accuracy(defended)
-    if below < floor:  # no setting keeps the budget: B is returned untouched, whatever the ASR
-        log(f"{name}: holdout accuracy {below:.2f}% is below the floor: B is kept unchanged")
-        defended, facts = copy(model), dict(  # a twin: G takes two models
-            facts, kept_badnet=True, below_floor_holdout_accuracy=round(below, 4))
     entry = {"defense": name, "paper": module.PAPER,
              "badnet_holdout_accuracy": round(badnet_holdout, 4), "floor": round(floor, 4),
              "holdout_accuracy": round(clean.holdout_accuracy(defended), 4), **facts}
