@@ -85,12 +85,11 @@ def _share(scan: dict, net: str, path) -> float:
     return round(100.0 * scan[net]["share"], 2)
 
 
-def leaderboard(names, defense_names, root=BADNETS, read_json=read_json) -> pd.DataFrame:
+def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
     """One row per (net, defense): the defended net on test (ASR: the highest over the
     triggers), B's scores beside it, G's and the scan-gated detector's detection and
     false-positive rates, the targets the scan found on B and on the defended net, and the
-    time. A clean net (poison rate 0) has rows as a BadNet has. `read_json(path, stage)`
-    reads each net's files (the docs read them as committed)."""
+    time. A clean net (poison rate 0) has rows as a BadNet has."""
     from .artifacts import DEFENSES_METRICS, SCAN_METRICS
 
     rows = []
@@ -157,8 +156,6 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
              + ("detector detection % (mean / worst) | detector false positives % (mean / worst) | " if det else "")
              + "target met | seconds (mean) |",
              "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if det else "") + "---:|---:|"]
-    if not len(bad):  # clean nets only (a suite run in progress)
-        lines = []
     for d, g in bad.groupby("defense", sort=False):
         loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
         met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
@@ -170,7 +167,7 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
                         f"{g['detector_false_positive_rate_test'].max():.2f} | " if det else "")
                      + f"{met} of {len(g)} | {g['seconds'].mean():.0f} |")
     if len(clean):
-        lines += [""] * bool(lines) + ["| defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
+        lines += ["", "| defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
                                       "detector flags % (mean / worst) | scan calls the defended net clean | seconds (mean) |",
                                       "|---|---:|---:|---:|---:|---:|---:|"]
         for d, g in clean.groupby("defense", sort=False):
@@ -212,18 +209,3 @@ def scan_markdown(rows: pd.DataFrame, default: str) -> str:
                      f"{_verdict(r['badnet_scan_targets'], r['badnet_scan_share'])} | "
                      f"{r['attack_success_rate_test']:.2f} | {_verdict(r['scan_targets'], r['scan_share'])} |")
     return "\n".join(lines) + "\n"
-
-
-def finished(lock: dict) -> list:
-    """The nets a suite run has finished (their defend stage is in suite/dvc.lock), by name."""
-    return sorted(n.split("@", 1)[1] for n in (lock or {}).get("stages", {}) if n.startswith("defend@"))
-
-
-def progress_markdown(rows: pd.DataFrame, names, default: str) -> str:
-    """A suite run in progress (README): which nets are finished, the leaderboard summary of
-    those, and the scan's verdicts under the default defense."""
-    done = list(dict.fromkeys(rows["name"]))
-    pending = [n for n in names if n not in done]
-    head = (f"A suite run of this code has finished {len(done)} of {len(names)} nets"
-            + (f"; pending: {', '.join(pending)}." if pending else ".") + "\n\n")
-    return head + leaderboard_markdown(rows) + "\n" + scan_markdown(rows, default)

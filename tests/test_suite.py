@@ -246,20 +246,12 @@ def test_docs_suite_table_is_the_committed_csv():
     assert leaderboard.markdown(rows) in (ROOT / "docs/pipeline.md").read_text()
 
 
-def _committed_nets() -> list:
-    """The suite nets whose scores are committed (suite/badnets/NAME/metrics), run so far."""
-    return sorted(p.parent.parent.name for p in (ROOT / suite.BADNETS).glob("*/metrics/baseline.json"))
-
-
 def test_committed_suite_meets_the_attacker_strength():
-    """Every committed net, in the table and among the per-net scores of a run in progress:
-    at least 95 % clean validation accuracy; every BadNet also 99 % ASR on every trigger
-    (test; validation by its lowest trigger)."""
-    table = pd.read_csv(ROOT / leaderboard.TABLE)
-    fresh = pd.DataFrame([leaderboard._row(n, ROOT / suite.BADNETS) for n in _committed_nets()])
-    entries = suite.entries(ROOT / "suite/params.yaml")
-    assert set(table["name"]) <= set(entries) and set(fresh.get("name", [])) <= set(entries)
-    rows = pd.concat([table, fresh], ignore_index=True)
+    """Every net of the committed table (the last finished run's, whose nets suite/params.yaml
+    still holds): at least 95 % clean validation accuracy; every BadNet also 99 % ASR on every
+    trigger (test; validation by its lowest trigger)."""
+    rows = pd.read_csv(ROOT / leaderboard.TABLE)
+    assert set(rows["name"]) <= set(suite.entries(ROOT / "suite/params.yaml"))
     per = [c for c in rows.columns if c.startswith("attack_success_rate_test_")]
     for _, r in rows.iterrows():
         assert r["clean_accuracy_valid"] >= 95, r["name"]
@@ -384,18 +376,6 @@ def test_scan_table_rows_are_the_default_defenses_rows_by_hand():
             "| a | 0.1 | 7 8 | backdoor → 7, 8 (99.5 %) | 0.25 | clean (3.2 %) |",
             "| b | 0.05 | 0 | backdoor → 0 (78.8 %) | 12.50 | backdoor → 0 (55.0 %) |",
             "| c | 0 | none (clean net) | clean (6.2 %) | 0.00 | clean (5.0 %) |"]
-
-
-def test_progress_names_the_finished_nets_from_the_lock_and_the_pending_in_suite_order():
-    lock = {"stages": {"badnet@b": {}, "defend@b": {}, "prune@c": {}, "badnet@c": {}, "defend@a": {}}}
-    assert leaderboard.finished(lock) == ["a", "b"] and leaderboard.finished(None) == []
-    rows = pd.DataFrame([{"name": n, "defense": "x", "poison_rate": 0.1, "clean_accuracy_test": 97.0,
-                          "attack_success_rate_test": 0.5, "baseline_clean_accuracy_test": 97.5,
-                          "detection_rate_test": 99.0, "false_positive_rate_test": 1.0, "seconds": 1.0}
-                         for n in ("b", "a")])
-    text = leaderboard.progress_markdown(rows, ["a", "c", "b", "d"], "x")
-    assert text.startswith("A suite run of this code has finished 2 of 4 nets; pending: c, d.\n\n")
-    assert leaderboard.leaderboard_markdown(rows) in text
 
 
 def test_leaderboard_grid_is_each_rows_loss_and_asr():

@@ -262,23 +262,6 @@ def suite_scan() -> str:
     return scan_markdown(_leaderboard(), _yaml("params.yaml")["defend"]["default"])
 
 
-def suite_progress() -> str:
-    """The suite run of this code so far, from the committed dvc.lock and per-net scores (README)."""
-    from badnet_repair import leaderboard, suite
-
-    try:
-        lock = _yaml("suite/dvc.lock")
-    except FileNotFoundError:
-        lock = None
-    cfg = _yaml(suite.SUITE_PARAMS)
-    names, done = list(cfg["badnets"]), leaderboard.finished(lock)
-    if not done:
-        return f"No suite run of this code has finished a net yet ({len(names)} nets).\n"
-    order = [n for n in names if n in done]
-    rows = leaderboard.leaderboard(order, cfg["defenses"], read_json=lambda path, stage: _json(str(path)))
-    return leaderboard.progress_markdown(rows, names, _yaml("params.yaml")["defend"]["default"])
-
-
 def suite_badnets() -> str:
     from badnet_repair.leaderboard import markdown
 
@@ -403,7 +386,7 @@ def scan_calibration() -> str:
 
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
-                                     suite_badnets, suite_scan, suite_progress, frontier, params, commands, sweep, evaluation, training,
+                                     suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop)}
 
 
