@@ -1,7 +1,8 @@
-"""The attack suite's two summaries, built from every BadNet's folder once its stages have
-run: the table of BadNets (suite/metrics/badnets.csv) and the leaderboard of defenses
-(suite/metrics/leaderboard.csv), with their markdown. Apart from suite.py, which the
-per-BadNet stages run, so a change here re-runs only the table and the leaderboard."""
+"""The attack suite's two summaries: the table of BadNets (suite/metrics/badnets.csv) and the
+leaderboard of defenses (suite/metrics/leaderboard.csv), with their markdown. Both read each
+net's scores file (suite/scores/NAME.json), which `scores@NAME` gathers from the net's folder
+once its stages have run (scores.py). Apart from suite.py and scores.py, which the per-net
+stages run, so a change here re-runs only the table and the leaderboard."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import ATTACK_METRICS, BASELINE_METRICS, TRAIN_TIME, read_json
+from .artifacts import ATTACK_METRICS, BASELINE_METRICS, DEFENSES_METRICS, SCAN_METRICS, TRAIN_TIME
 from .errors import BadInput
-from .suite import BADNETS, DEFENSE_TIMES
+from .scores import SCORES, read_scores
+from .suite import DEFENSE_TIMES
 
 TABLE = "suite/metrics/badnets.csv"
 
 
 def _row(name: str, root: Path) -> dict:
-    folder = root / name
-    attack = read_json(folder / ATTACK_METRICS, f"badnet@{name}")
-    base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
-    seconds = read_json(folder / TRAIN_TIME, f"badnet@{name}")["train_seconds"]
+    files = read_scores(name, root)
+    attack, base = files[ATTACK_METRICS], files[BASELINE_METRICS]
+    seconds = files[TRAIN_TIME]["train_seconds"]
     triggers = list(attack["triggers"])
     per = {}
     for split in ("valid", "test"):
@@ -40,7 +41,7 @@ def _row(name: str, root: Path) -> dict:
     return row
 
 
-def table(names, root=BADNETS) -> pd.DataFrame:
+def table(names, root=SCORES) -> pd.DataFrame:
     """One row per BadNet; ASR is the lowest over its triggers, then one column per trigger."""
     rows = [_row(n, Path(root)) for n in names]
     per_trigger = sorted({k for r in rows for k in r if k.startswith("attack_success_rate_test_")})
@@ -85,31 +86,27 @@ def _share(scan: dict, net: str, path) -> float:
     return round(100.0 * scan[net]["share"], 2)
 
 
-def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
+def leaderboard(names, defense_names, root=SCORES) -> pd.DataFrame:
     """One row per (net, defense): the defended net on test (ASR: the highest over the
     triggers), B's scores beside it, G's and the scan-gated detector's detection and
     false-positive rates, the targets the scan found on B and on the defended net, and the
     time. A clean net (poison rate 0) has rows as a BadNet has."""
-    from .artifacts import DEFENSES_METRICS, SCAN_METRICS
-
     rows = []
     for name in names:
-        folder = Path(root) / name
-        info = read_json(folder / ATTACK_METRICS, f"badnet@{name}")  # the attack's facts
-        base = read_json(folder / BASELINE_METRICS, f"badnet@{name}")
-        scores = read_json(folder / DEFENSES_METRICS, f"defend@{name}")
-        scan = read_json(folder / SCAN_METRICS, f"defend@{name}")
-        times = read_json(folder / DEFENSE_TIMES, f"defend@{name}")
+        files = read_scores(name, root)
+        folder = Path(root) / f"{name}.json"  # where a missing score is reported
+        info, base = files[ATTACK_METRICS], files[BASELINE_METRICS]  # the attack's facts, B's scores
+        scores, scan, times = files[DEFENSES_METRICS], files[SCAN_METRICS], files[DEFENSE_TIMES]
         b_asr = max([base["attack_success_rate_test"]] +
                     [base[f"attack_success_rate_test_{t}"] for t in info["triggers"] if len(info["triggers"]) > 1])
         for d in defense_names:
             if f"{d}_clean_accuracy_test" not in scores:
-                raise BadInput(f"{folder / DEFENSES_METRICS}: no scores for {d!r}; run "
+                raise BadInput(f"{folder} ({DEFENSES_METRICS}): no scores for {d!r}; run "
                                f"`cd suite && dvc repro defend@{name}`")
             if d not in times:
-                raise BadInput(f"{folder / DEFENSE_TIMES}: no time for {d!r}; run `cd suite && dvc repro defend@{name}`")
+                raise BadInput(f"{folder} ({DEFENSE_TIMES}): no time for {d!r}; run `cd suite && dvc repro defend@{name}`")
             if f"{d}_detector_detection_rate_test" not in scores:
-                raise BadInput(f"{folder / DEFENSES_METRICS}: no detector scores for {d!r}; run "
+                raise BadInput(f"{folder} ({DEFENSES_METRICS}): no detector scores for {d!r}; run "
                                f"`cd suite && dvc repro defend@{name}`")
             rows.append({"name": name, "attack": info["attack"], "seed": info["seed"],
                          "poison_rate": info["poison_rate"],
@@ -122,10 +119,10 @@ def leaderboard(names, defense_names, root=BADNETS) -> pd.DataFrame:
                          "false_positive_rate_test": scores[f"{d}_false_positive_rate_test"],
                          "detector_detection_rate_test": scores[f"{d}_detector_detection_rate_test"],
                          "detector_false_positive_rate_test": scores[f"{d}_detector_false_positive_rate_test"],
-                         "badnet_scan_targets": _found(scan, "badnet", folder / SCAN_METRICS),
-                         "badnet_scan_share": _share(scan, "badnet", folder / SCAN_METRICS),
-                         "scan_targets": _found(scan, d, folder / SCAN_METRICS),
-                         "scan_share": _share(scan, d, folder / SCAN_METRICS),
+                         "badnet_scan_targets": _found(scan, "badnet", f"{folder} ({SCAN_METRICS})"),
+                         "badnet_scan_share": _share(scan, "badnet", f"{folder} ({SCAN_METRICS})"),
+                         "scan_targets": _found(scan, d, f"{folder} ({SCAN_METRICS})"),
+                         "scan_share": _share(scan, d, f"{folder} ({SCAN_METRICS})"),
                          "seconds": times[d]})
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
 

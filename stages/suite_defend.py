@@ -15,7 +15,7 @@ def main():
     cfg = {"defend": dict(params.load("defend"), names=names), "prune": params.load("prune"),
            "scan": params.load("scan")}
     suite.run_stages(name, [*(["defend.py", d] for d in names), ["scan.py"], ["evaluate_defenses.py"]], cfg)
-    suite.collect_times(name, names)  # beside the metrics: committed, as the leaderboard reads them
+    suite.collect_times(name, names)  # beside the metrics, where scores@NAME gathers them
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from badnet_repair import h5data, leaderboard, metrics, suite
+from badnet_repair import scores as net_scores
 from badnet_repair.errors import BadInput
 from stagerun import run_ok
 
@@ -113,6 +114,7 @@ def killed_and_resumed(tmp_path_factory):
     (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID, "defenses": DEFENSES}, sort_keys=False))
     for rel in ("suite/dvc.lock", leaderboard.TABLE, leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT):
         (dest / rel).unlink(missing_ok=True)
+    shutil.rmtree(dest / net_scores.SCORES, ignore_errors=True)  # the committed run's
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
                GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
@@ -143,7 +145,7 @@ def killed_and_resumed(tmp_path_factory):
 
 def test_a_killed_suite_resumes_with_only_what_did_not_finish(killed_and_resumed):
     root, env, names, finished, resumed = killed_and_resumed
-    everything = [f"{s}@{n}" for s in ("badnet", "prune", "defend") for n in names] + ["table", "leaderboard"]
+    everything = [f"{s}@{n}" for s in ("badnet", "prune", "defend", "scores") for n in names] + ["table", "leaderboard"]
     assert 2 <= len(finished) < len(everything) and finished <= set(everything), finished  # in whatever order DVC ran them
     assert sorted(resumed) == sorted(set(everything) - finished), (finished, resumed)
     out = _run([str(BIN / "dvc"), "repro"], root / "suite", env)
@@ -190,8 +192,8 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
                                                                                           tmp_path):
     """docs/sharing.md, as written, with a local-directory remote: clone A runs one BadNet's
     stages and `dvc push --run-cache`, clone B the other's; clone C, which ran nothing,
-    `dvc repro --pull` restores both from the remote and runs only the table and the
-    leaderboard. Every file C gets, its table and its leaderboard equal the single-machine
+    `dvc repro --pull` restores both from the remote and runs only the small stages: each
+    net's scores, the table and the leaderboard. Every file C gets, its table and its leaderboard equal the single-machine
     run's (the fixture's) byte for byte, except the wall times, which are A's and B's own."""
     root, env, _, _, _ = killed_and_resumed
     dvc = str(BIN / "dvc")
@@ -207,7 +209,7 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
         _run([dvc, "push", "--run-cache"], clones[c] / "suite", env)
     c = clones["c"]
     ran = _ran(_run([dvc, "repro", "--pull"], c / "suite", env))
-    assert sorted(ran) == ["leaderboard", "table"], ran
+    assert sorted(ran) == sorted(["leaderboard", "table"] + [f"scores@{n}" for n in SHARED]), ran
     assert _ran(_run([dvc, "status"], c / "suite", env)) == []
     assert _md5s(c, SHARED) == _md5s(root, SHARED) and len(_md5s(c, SHARED)) > 40
     for made, name in zip("ab", SHARED):  # the times the leaderboard shows are the maker's
@@ -224,8 +226,10 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
         keep = [col for col in split.columns if col not in times]
         assert split[keep].equals(single[keep]), rel
     out = _run([dvc, "status"], c, env)  # the root's pipeline ignores the suite's project
-    # no suite stage among the root's (its report depends on leaderboard.py, a file, not a stage)
-    assert not re.search(r"^((badnet|prune|defend)@[\w.-]+|table|leaderboard):", out, re.M), out
+    # no suite stage among the root's: the root has defend@<defense> stages of its own, and its
+    # report depends on leaderboard.py, a file; a suite stage is keyed by a suite net's name
+    suite_stage = "|".join(re.escape(n) for n in SHARED)
+    assert not re.search(rf"^(\w+@({suite_stage})|table|leaderboard):", out, re.M), out
 
 
 def test_a_suite_badnet_repeats_byte_for_byte(killed_and_resumed):
@@ -280,6 +284,8 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
                     "false_positive_rate_test", "detector_detection_rate_test", "detector_false_positive_rate_test"):
             assert r[col] == pytest.approx(scores[f"{d}_{col}"]), (r["name"], d, col)
         scan = json.loads((folder / "metrics/scan.json").read_text())
+        committed = net_scores.read_scores(r["name"], root / net_scores.SCORES)  # what the board read
+        assert committed == {rel: json.loads((folder / rel).read_text()) for rel in net_scores.SCORED}
         for col, net in (("badnet_scan_targets", "badnet"), ("scan_targets", d)):
             v = r[col]  # pandas reads "0" as a number, and a column with an empty cell as floats
             found = "" if pd.isna(v) else str(int(v)) if isinstance(v, (float, np.integer, int)) else str(v)
@@ -387,3 +393,26 @@ def test_leaderboard_grid_is_each_rows_loss_and_asr():
         {"name": "a", "defense": "y", "clean_accuracy_test": 96.0, "attack_success_rate_test": 10.0,
          "baseline_clean_accuracy_test": 98.0, "baseline_attack_success_rate_test": 99.0}])
     assert leaderboard_grid(rows).splitlines()[2] == "| a | 98.00 / 99.00 | 0.50 / 0.50 | 2.00 / 10.00 |"
+
+
+def test_a_clone_with_git_alone_rebuilds_the_leaderboard_from_the_committed_scores(killed_and_resumed, tmp_path):
+    """docs/sharing.md, across sessions without a remote: a clone of the committed run (its
+    dvc.lock and scores files, no cache, no remote) has nothing to run under `--allow-missing`,
+    rebuilds the table and the leaderboard from the scores alone, byte for byte, and `dvc
+    status` works in both projects."""
+    root, env, _, _, _ = killed_and_resumed
+    dvc = str(BIN / "dvc")
+    _run([dvc, "repro"], root / "suite", env)  # up to date after any test's re-run
+    _run(["git", "add", "suite"], root, env)
+    _run(["git", "commit", "-q", "-m", "the suite's run"], root, env)
+    clone = tmp_path / "d"
+    _run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
+    assert not (clone / suite.BADNETS).exists() and (clone / net_scores.SCORES).is_dir()
+    assert _ran(_run([dvc, "repro", "--allow-missing"], clone / "suite", env)) == []
+    made = {rel: (root / rel).read_bytes() for rel in (leaderboard.TABLE, leaderboard.LEADERBOARD)}
+    for rel in made:
+        (clone / rel).unlink()
+    assert sorted(_ran(_run([dvc, "repro", "--allow-missing"], clone / "suite", env))) == ["leaderboard", "table"]
+    assert {rel: (clone / rel).read_bytes() for rel in made} == made
+    _run([dvc, "status"], clone / "suite", env)  # lists the missing cache; must not fail
+    _run([dvc, "status"], clone, env)
