@@ -13,7 +13,25 @@ import pandas as pd
 from .artifacts import ATTACK_METRICS, BASELINE_METRICS, DEFENSES_METRICS, SCAN_METRICS, TRAIN_TIME
 from .errors import BadInput
 from .scores import SCORES, read_scores
-from .suite import DEFENSE_TIMES
+from .suite import DEFENSE_TIMES, SUITE_PARAMS, entries
+
+TUNING, EVALUATION = "tuning", "evaluation"
+
+
+def tuning(path=SUITE_PARAMS) -> list:
+    """The tuning set (suite/params.yaml: tuning): the nets every choice made by looking at
+    ASR was made on. Every other net of the suite is the evaluation set."""
+    import yaml
+
+    names = (yaml.safe_load(Path(path).read_text()) or {}).get("tuning")
+    known = entries(path)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise BadInput(f"{path}: 'tuning' must list distinct nets of 'badnets'")
+    if set(names) - set(known):
+        raise BadInput(f"{path}: 'tuning' names {sorted(set(names) - set(known))[0]!r}, not a net of 'badnets'")
+    if not set(known) - set(names):
+        raise BadInput(f"{path}: 'tuning' holds every net; the evaluation set must not be empty")
+    return names
 
 TABLE = "suite/metrics/badnets.csv"
 
@@ -64,7 +82,7 @@ def markdown(rows: pd.DataFrame) -> str:
 
 LEADERBOARD = "suite/metrics/leaderboard.csv"
 LEADERBOARD_PLOT = "suite/plots/leaderboard.png"
-LEADERBOARD_COLUMNS = ["name", "attack", "seed", "poison_rate", "targets", "defense", "clean_accuracy_test",
+LEADERBOARD_COLUMNS = ["name", "set", "attack", "seed", "poison_rate", "targets", "defense", "clean_accuracy_test",
                        "attack_success_rate_test", "baseline_clean_accuracy_test", "baseline_attack_success_rate_test",
                        "detection_rate_test", "false_positive_rate_test", "detector_detection_rate_test",
                        "detector_false_positive_rate_test", "badnet_scan_targets", "badnet_scan_share", "scan_targets",
@@ -86,8 +104,9 @@ def _share(scan: dict, net: str, path) -> float:
     return round(100.0 * scan[net]["share"], 2)
 
 
-def leaderboard(names, defense_names, root=SCORES) -> pd.DataFrame:
-    """One row per (net, defense): the defended net on test (ASR: the highest over the
+def leaderboard(names, defense_names, tuned=(), root=SCORES) -> pd.DataFrame:
+    """One row per (net, defense), its set the tuning set where its name is in `tuned`, the
+    evaluation set otherwise: the defended net on test (ASR: the highest over the
     triggers), B's scores beside it, G's and the scan-gated detector's detection and
     false-positive rates, the targets the scan found on B and on the defended net, and the
     time. A clean net (poison rate 0) has rows as a BadNet has."""
@@ -108,7 +127,7 @@ def leaderboard(names, defense_names, root=SCORES) -> pd.DataFrame:
             if f"{d}_detector_detection_rate_test" not in scores:
                 raise BadInput(f"{folder} ({DEFENSES_METRICS}): no detector scores for {d!r}; run "
                                f"`cd suite && dvc repro defend@{name}`")
-            rows.append({"name": name, "attack": info["attack"], "seed": info["seed"],
+            rows.append({"name": name, "set": TUNING if name in tuned else EVALUATION, "attack": info["attack"], "seed": info["seed"],
                          "poison_rate": info["poison_rate"],
                          "targets": " ".join(f"{t}:{g}" for t, g in info["triggers"].items()), "defense": d,
                          "clean_accuracy_test": scores[f"{d}_clean_accuracy_test"],
@@ -127,6 +146,12 @@ def leaderboard(names, defense_names, root=SCORES) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
 
 
+def _sets(rows: pd.DataFrame) -> pd.Series:
+    """Each row's set. A leaderboard written before the split has no set column: every net of
+    it was looked at while the defaults were chosen, so all of them are tuning nets."""
+    return rows["set"] if "set" in rows else pd.Series(TUNING, index=rows.index)
+
+
 def _split(rows: pd.DataFrame):
     """(BadNets' rows, clean nets' rows). A leaderboard written before the suite had clean
     nets has no poison_rate column: all its rows are BadNets'."""
@@ -141,22 +166,30 @@ def _points(v: float) -> str:
     return "0.00" if text == "-0.00" else text
 
 
+def _by_set(rows: pd.DataFrame):
+    """((set, defense), rows) groups: the evaluation set first, whose figures the README
+    claims, then the tuning set; defenses in the leaderboard's order within each."""
+    sets = _sets(rows)
+    for s in (EVALUATION, TUNING):
+        yield from (((s, d), g) for d, g in rows[sets == s].groupby("defense", sort=False))
+
+
 def leaderboard_markdown(rows: pd.DataFrame) -> str:
-    """The leaderboard summary (README, docs/defenses.md): per defense, over the suite's BadNets, the clean loss, the ASR
+    """The leaderboard summary (README, docs/defenses.md): per set and defense, over the suite's BadNets, the clean loss, the ASR
     and G (and the scan-gated detector, where the leaderboard has it), and how many BadNets meet the target (ASR <= 1%,
     loss <= 1 point); then, where the suite has clean nets, what each defense costs on them and how often each detector
     flags their clean images."""
     bad, clean = _split(rows)
     det = "detector_detection_rate_test" in rows
-    lines = ["| defense | BadNets | clean loss, points (mean / worst) | ASR % (median / worst) | "
+    lines = ["| set | defense | BadNets | clean loss, points (mean / worst) | ASR % (median / worst) | "
              "G detection % (mean) | G false positives % (mean) | "
              + ("detector detection % (mean / worst) | detector false positives % (mean / worst) | " if det else "")
              + "target met | seconds (mean) |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if det else "") + "---:|---:|"]
-    for d, g in bad.groupby("defense", sort=False):
+             "|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if det else "") + "---:|---:|"]
+    for (s, d), g in _by_set(bad):
         loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
         met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
-        lines.append(f"| {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
+        lines.append(f"| {s} | {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
                      f"{g['attack_success_rate_test'].median():.2f} / {g['attack_success_rate_test'].max():.2f} | "
                      f"{g['detection_rate_test'].mean():.2f} | {g['false_positive_rate_test'].mean():.2f} | "
                      + (f"{g['detector_detection_rate_test'].mean():.2f} / {g['detector_detection_rate_test'].min():.2f} | "
@@ -164,13 +197,13 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
                         f"{g['detector_false_positive_rate_test'].max():.2f} | " if det else "")
                      + f"{met} of {len(g)} | {g['seconds'].mean():.0f} |")
     if len(clean):
-        lines += ["", "| defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
-                                      "detector flags % (mean / worst) | scan calls the defended net clean | seconds (mean) |",
-                                      "|---|---:|---:|---:|---:|---:|---:|"]
-        for d, g in clean.groupby("defense", sort=False):
+        lines += ["", "| set | defense | clean nets | clean loss, points (mean / worst) | G flags % (mean / worst) | "
+                      "detector flags % (mean / worst) | scan calls the defended net clean | seconds (mean) |",
+                      "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for (s, d), g in _by_set(clean):
             loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
             quiet = int((g["scan_targets"].fillna("").astype(str).str.strip() == "").sum())
-            lines.append(f"| {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
+            lines.append(f"| {s} | {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
                          f"{g['false_positive_rate_test'].mean():.2f} / {g['false_positive_rate_test'].max():.2f} | "
                          f"{g['detector_false_positive_rate_test'].mean():.2f} / "
                          f"{g['detector_false_positive_rate_test'].max():.2f} | {quiet} of {len(g)} | "
@@ -206,3 +239,37 @@ def scan_markdown(rows: pd.DataFrame, default: str) -> str:
                      f"{_verdict(r['badnet_scan_targets'], r['badnet_scan_share'])} | "
                      f"{r['attack_success_rate_test']:.2f} | {_verdict(r['scan_targets'], r['scan_share'])} |")
     return "\n".join(lines) + "\n"
+
+
+LEADERBOARD_TITLE = ("Defenses on the attack suite: ASR against clean accuracy lost (test)\n"
+                     "filled: evaluation nets, hollow: tuning nets; dashed: the target, ASR <= 1% within 1 point")
+
+
+def figure(rows: pd.DataFrame, path) -> None:
+    """ASR against clean loss, one mark per (net, defense), one colour and marker per defense,
+    filled for the evaluation set and hollow for the tuning set. The ASR axis is symlog,
+    linear up to 1 %, so the 0-3 % region where repairs land can be read beside 100 %."""
+    from .plots import plt, save
+
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    sets = _sets(rows)
+    for i, (d, g) in enumerate(rows.groupby("defense", sort=False)):
+        colour, marker = f"C{i % 10}", "osD^vP*X"[i % 8]
+        for s, fill in ((EVALUATION, colour), (TUNING, "none")):
+            part = g[sets[g.index] == s]
+            if len(part):
+                ax.scatter(part["baseline_clean_accuracy_test"] - part["clean_accuracy_test"],
+                           part["attack_success_rate_test"], facecolors=fill, edgecolors=colour, marker=marker,
+                           alpha=0.85, label=d if s == EVALUATION or not (sets[g.index] == EVALUATION).any() else None)
+    ax.set_yscale("symlog", linthresh=1.0, linscale=1.0)
+    ax.set_ylim(0, 130)  # room above 100 % for the marks there
+    ax.set_yticks([0, 0.5, 1, 3, 10, 30, 100])
+    ax.set_yticklabels(["0", "0.5", "1", "3", "10", "30", "100"])
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("clean accuracy lost, points (test)")
+    ax.set_ylabel("attack success rate % (test, worst trigger; symlog)")
+    ax.set_title(LEADERBOARD_TITLE, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="center right")
+    save(fig, path)

@@ -26,7 +26,7 @@ def samples_grid(clean: np.ndarray, poisoned: np.ndarray, clean_labels, poisoned
             ax.imshow(np.clip(img, 0, 255).astype(np.uint8))
             ax.set_title(f"{kind}\nlabel {int(lab)}", fontsize=7)
     fig.suptitle("Clean validation images and their poisoned (bd_valid) counterparts", fontsize=9)
-    _save(fig, path)
+    save(fig, path)
 
 
 def trigger_gallery(clean: np.ndarray, triggered: dict, labels, targets: dict, path) -> None:
@@ -44,10 +44,11 @@ def trigger_gallery(clean: np.ndarray, triggered: dict, labels, targets: dict, p
             note = f"-> {targets[kind]}" if kind in targets else "(not this BadNet's)"
             axes[r, c].set_title(f"{kind}\n{note}", fontsize=7)
     fig.suptitle("Every trigger kind on the same faces; this BadNet's triggers show their target", fontsize=9)
-    _save(fig, path)
+    save(fig, path)
 
 
-def _save(fig, path) -> None:
+def save(fig, path) -> None:
+    """Write `fig` as a PNG with no timestamp (the same bytes each run), and close it."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
@@ -66,7 +67,7 @@ def sweep_figure(sweep, path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("%")
     axes[0].legend(loc="lower left")
-    _save(fig, path)
+    save(fig, path)
 
 
 def orders_figure(rows, path) -> None:
@@ -84,7 +85,7 @@ def orders_figure(rows, path) -> None:
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("%")
     axes[0, 0].legend(loc="lower left")
-    _save(fig, path)
+    save(fig, path)
 
 
 def repaired_bars(rows, path) -> None:
@@ -105,7 +106,7 @@ def repaired_bars(rows, path) -> None:
             ax.grid(alpha=0.3, axis="y")
         axes[i, 0].set_ylabel("% (test data)")
     axes[0, 0].legend(loc="lower left")
-    _save(fig, path)
+    save(fig, path)
 
 
 def detector_figure(detector, path) -> None:
@@ -121,7 +122,7 @@ def detector_figure(detector, path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("%")
     axes[0].legend(loc="upper left", fontsize=8)
-    _save(fig, path)
+    save(fig, path)
 
 
 def frontier_figure(table, path) -> None:
@@ -137,19 +138,4 @@ def frontier_figure(table, path) -> None:
     ax.set_title("Fine-pruning: x = pruned only, dots = fine-tuned (grid of optimizer/lr)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def leaderboard_figure(rows, path) -> None:
-    """ASR against clean loss, one mark per (BadNet, defense) run, one colour per defense."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (d, g) in enumerate(rows.groupby("defense", sort=False)):
-        ax.scatter(g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"], g["attack_success_rate_test"],
-                   label=d, marker="osD^vP*X"[i % 8], alpha=0.8)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("clean accuracy lost, points (test)")
-    ax.set_ylabel("attack success rate % (test, worst trigger)")
-    ax.set_title("Defenses on the attack suite (dashed: the target, ASR <= 1% within 1 point)")
-    ax.legend(fontsize=8)
-    _save(fig, path)
+    save(fig, path)

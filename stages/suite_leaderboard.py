@@ -1,6 +1,7 @@
-"""suite leaderboard: suite/metrics/leaderboard.csv, one row per (BadNet, defense), and
-suite/plots/leaderboard.png (ASR against clean loss)."""
-from badnet_repair import leaderboard, plots, suite
+"""suite leaderboard: suite/metrics/leaderboard.csv, one row per (net, defense), each net
+marked tuning or evaluation (suite/params.yaml: tuning), and suite/plots/leaderboard.png
+(ASR against clean loss)."""
+from badnet_repair import leaderboard, suite
 from badnet_repair.atomic import atomic_path
 from badnet_repair.errors import cli
 
@@ -9,10 +10,10 @@ OUT, FIGURE = leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT
 
 @cli
 def main():
-    rows = leaderboard.leaderboard(suite.entries(), suite.defenses())
+    rows = leaderboard.leaderboard(suite.entries(), suite.defenses(), leaderboard.tuning())
     with atomic_path(OUT) as tmp:
         rows.to_csv(tmp, index=False)
-    plots.leaderboard_figure(rows, FIGURE)
+    leaderboard.figure(rows, FIGURE)
     print(leaderboard.leaderboard_markdown(rows), end="")  # the leaderboard summary (README, docs/defenses.md)
 
 

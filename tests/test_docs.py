@@ -210,7 +210,7 @@ def test_the_readme_claims_hold_for_the_committed_files():
     board = pd.read_csv(io.StringIO(docs.git_index("suite/metrics/leaderboard.csv")))
     met = (board["attack_success_rate_test"] <= 1.0) & \
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
-    assert "Only I-BAU, the default, meets the target, and not on every BadNet" in readme
+    assert "On the\ntuning set only I-BAU, the default, meets the target, and not on every BadNet" in readme
     assert set(board[met]["defense"]) == {"i_bau"}, board[met]
     assert not met[board["defense"] == "i_bau"].all()
     assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
