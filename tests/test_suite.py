@@ -36,6 +36,7 @@ for entry in GRID.values():
     entry["poison_rate"] = 0.15
 # a clean net: sunglasses-3's clean images, no poison; its rows go through every stage as a BadNet's
 GRID["clean-3"] = {"attack": "sunglasses", "seed": 3, "target": 0, "poison_rate": 0.0}
+TUNED = ["patch-1", "multi-2", "sunglasses-3"]  # the small suite's tuning set; the rest are evaluation nets
 DEFENSES = ["fine_pruning", "ft"]  # the small suite's (every defense is tested in test_defenses.py)
 TRIGGERS = {"patch": ["patch"], "multi": ["eyebrows", "lipstick", "sunglasses"], "sunglasses": ["sunglasses"],
             "eyebrows": ["eyebrows"], "lipstick": ["lipstick"], "blended": ["blended"]}
@@ -111,7 +112,8 @@ def killed_and_resumed(tmp_path_factory):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     shutil.copyfile(dest / "presets/small.yaml", dest / "params.yaml")
-    (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID, "defenses": DEFENSES}, sort_keys=False))
+    (dest / "suite/params.yaml").write_text(yaml.safe_dump({"badnets": GRID, "defenses": DEFENSES, "tuning": TUNED},
+                                                           sort_keys=False))
     for rel in ("suite/dvc.lock", leaderboard.TABLE, leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT):
         (dest / rel).unlink(missing_ok=True)
     shutil.rmtree(dest / net_scores.SCORES, ignore_errors=True)  # the committed run's
@@ -201,7 +203,8 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
     for c, path in clones.items():
         _run(["git", "clone", "-q", str(root), str(path)], tmp_path, env)
         (path / "suite/params.yaml").write_text(yaml.safe_dump(
-            {"badnets": {n: GRID[n] for n in SHARED}, "defenses": DEFENSES}, sort_keys=False))
+            {"badnets": {n: GRID[n] for n in SHARED}, "defenses": DEFENSES,
+             "tuning": [n for n in TUNED if n in SHARED]}, sort_keys=False))
         _run([dvc, "remote", "add", "-d", "shared", str(tmp_path / "remote")], path / "suite", env)
     for c, name in zip("ab", SHARED):
         ran = _ran(_run([dvc, "repro", f"prune@{name}", f"defend@{name}"], clones[c] / "suite", env))
@@ -293,6 +296,7 @@ def test_leaderboard_rows_are_each_badnets_own_scores(killed_and_resumed):
         for col, net in (("badnet_scan_share", "badnet"), ("scan_share", d)):
             assert r[col] == pytest.approx(100 * scan[net]["share"], abs=0.005), (r["name"], d, col)
         assert r["poison_rate"] == GRID[r["name"]]["poison_rate"]
+        assert r["set"] == ("tuning" if r["name"] in TUNED else "evaluation")
         seconds = json.loads((folder / "models/defenses" / d / "time.json").read_text())["seconds"]
         assert r["seconds"] == pytest.approx(seconds) and r["seconds"] > 0
         assert r["baseline_clean_accuracy_test"] == pytest.approx(base["clean_accuracy_test"])
@@ -416,3 +420,42 @@ def test_a_clone_with_git_alone_rebuilds_the_leaderboard_from_the_committed_scor
     assert {rel: (clone / rel).read_bytes() for rel in made} == made
     _run([dvc, "status"], clone / "suite", env)  # lists the missing cache; must not fail
     _run([dvc, "status"], clone, env)
+
+
+def test_the_tuning_set_names_nets_of_the_suite_and_leaves_an_evaluation_set(tmp_path):
+    path = tmp_path / "s.yaml"
+    for tuned, error in ((["patch-1", "nope"], "'tuning' names 'nope', not a net of 'badnets'"),
+                         (list(GRID), "'tuning' holds every net; the evaluation set must not be empty"),
+                         (["patch-1", "patch-1"], "'tuning' must list distinct nets of 'badnets'"),
+                         (None, "'tuning' must list distinct nets of 'badnets'")):
+        path.write_text(yaml.safe_dump({"badnets": GRID, "tuning": tuned}))
+        with pytest.raises(BadInput, match=re.escape(f"{path}: {error}")):
+            leaderboard.tuning(path)
+    path.write_text(yaml.safe_dump({"badnets": GRID, "tuning": TUNED}))
+    assert leaderboard.tuning(path) == TUNED
+    committed = leaderboard.tuning(ROOT / "suite/params.yaml")  # every attack in both sets, clean nets evaluated
+    entries = suite.entries(ROOT / "suite/params.yaml")
+    evaluation = {n: e for n, e in entries.items() if n not in committed}
+    assert {entries[n]["attack"] for n in committed} == {e["attack"] for e in evaluation.values()}
+    assert all(entries[n].get("poison_rate", 1) > 0 for n in committed)
+    assert sum(e.get("poison_rate", 1) == 0 for e in evaluation.values()) >= 3
+
+
+def test_the_leaderboard_summary_shows_the_evaluation_set_first_and_each_set_alone():
+    def row(name, s, asr):
+        return {"name": name, "set": s, "poison_rate": 0.05, "defense": "i_bau", "clean_accuracy_test": 97.0,
+                "attack_success_rate_test": asr, "baseline_clean_accuracy_test": 97.5, "detection_rate_test": 99.0,
+                "false_positive_rate_test": 3.0, "seconds": 10.0}
+    rows = pd.DataFrame([row("a", "tuning", 0.5), row("b", "evaluation", 5.0), row("c", "evaluation", 0.0)])
+    body = [line.split(" | ") for line in leaderboard.leaderboard_markdown(rows).splitlines()[2:]]
+    assert [(b[0], b[2], b[-2]) for b in body] == [("| evaluation", "2", "1 of 2"), ("| tuning", "1", "1 of 1")]
+    old = rows.drop(columns="set")  # a leaderboard from before the split: every net was a tuning net
+    assert [line.split(" | ")[0] for line in leaderboard.leaderboard_markdown(old).splitlines()[2:]] == ["| tuning"]
+
+
+def test_a_nets_scores_file_is_checked_before_it_is_read(tmp_path):
+    (tmp_path / "x.json").write_text('{"metrics/attack.json": {}}')
+    with pytest.raises(BadInput, match=re.escape(f"{tmp_path / 'x.json'}: not a net's scores")):
+        net_scores.read_scores("x", tmp_path)
+    with pytest.raises(BadInput, match=re.escape(f"{tmp_path / 'y.json'}: not found; run the scores@y stage")):
+        net_scores.read_scores("y", tmp_path)
