@@ -33,6 +33,7 @@ def tuning(path=SUITE_PARAMS) -> list:
         raise BadInput(f"{path}: 'tuning' holds every net; the evaluation set must not be empty")
     return names
 
+
 TABLE = "suite/metrics/badnets.csv"
 
 
@@ -113,22 +114,23 @@ def leaderboard(names, defense_names, tuned=(), root=SCORES) -> pd.DataFrame:
     rows = []
     for name in names:
         files = read_scores(name, root)
-        folder = Path(root) / f"{name}.json"  # where a missing score is reported
+        where = Path(root) / f"{name}.json"  # named in a missing score's error
+        scan_file = f"{where} ({SCAN_METRICS})"
         info, base = files[ATTACK_METRICS], files[BASELINE_METRICS]  # the attack's facts, B's scores
         scores, scan, times = files[DEFENSES_METRICS], files[SCAN_METRICS], files[DEFENSE_TIMES]
         b_asr = max([base["attack_success_rate_test"]] +
                     [base[f"attack_success_rate_test_{t}"] for t in info["triggers"] if len(info["triggers"]) > 1])
         for d in defense_names:
             if f"{d}_clean_accuracy_test" not in scores:
-                raise BadInput(f"{folder} ({DEFENSES_METRICS}): no scores for {d!r}; run "
+                raise BadInput(f"{where} ({DEFENSES_METRICS}): no scores for {d!r}; run "
                                f"`cd suite && dvc repro defend@{name}`")
             if d not in times:
-                raise BadInput(f"{folder} ({DEFENSE_TIMES}): no time for {d!r}; run `cd suite && dvc repro defend@{name}`")
+                raise BadInput(f"{where} ({DEFENSE_TIMES}): no time for {d!r}; run `cd suite && dvc repro defend@{name}`")
             if f"{d}_detector_detection_rate_test" not in scores:
-                raise BadInput(f"{folder} ({DEFENSES_METRICS}): no detector scores for {d!r}; run "
+                raise BadInput(f"{where} ({DEFENSES_METRICS}): no detector scores for {d!r}; run "
                                f"`cd suite && dvc repro defend@{name}`")
-            rows.append({"name": name, "set": TUNING if name in tuned else EVALUATION, "attack": info["attack"], "seed": info["seed"],
-                         "poison_rate": info["poison_rate"],
+            rows.append({"name": name, "set": TUNING if name in tuned else EVALUATION, "attack": info["attack"],
+                         "seed": info["seed"], "poison_rate": info["poison_rate"],
                          "targets": " ".join(f"{t}:{g}" for t, g in info["triggers"].items()), "defense": d,
                          "clean_accuracy_test": scores[f"{d}_clean_accuracy_test"],
                          "attack_success_rate_test": scores[f"{d}_attack_success_rate_test"],
@@ -138,10 +140,10 @@ def leaderboard(names, defense_names, tuned=(), root=SCORES) -> pd.DataFrame:
                          "false_positive_rate_test": scores[f"{d}_false_positive_rate_test"],
                          "detector_detection_rate_test": scores[f"{d}_detector_detection_rate_test"],
                          "detector_false_positive_rate_test": scores[f"{d}_detector_false_positive_rate_test"],
-                         "badnet_scan_targets": _found(scan, "badnet", f"{folder} ({SCAN_METRICS})"),
-                         "badnet_scan_share": _share(scan, "badnet", f"{folder} ({SCAN_METRICS})"),
-                         "scan_targets": _found(scan, d, f"{folder} ({SCAN_METRICS})"),
-                         "scan_share": _share(scan, d, f"{folder} ({SCAN_METRICS})"),
+                         "badnet_scan_targets": _found(scan, "badnet", scan_file),
+                         "badnet_scan_share": _share(scan, "badnet", scan_file),
+                         "scan_targets": _found(scan, d, scan_file),
+                         "scan_share": _share(scan, d, scan_file),
                          "seconds": times[d]})
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
 
@@ -255,12 +257,14 @@ def figure(rows: pd.DataFrame, path) -> None:
     sets = _sets(rows)
     for i, (d, g) in enumerate(rows.groupby("defense", sort=False)):
         colour, marker = f"C{i % 10}", "osD^vP*X"[i % 8]
+        label = d  # once per defense, on its first marks
         for s, fill in ((EVALUATION, colour), (TUNING, "none")):
             part = g[sets[g.index] == s]
             if len(part):
                 ax.scatter(part["baseline_clean_accuracy_test"] - part["clean_accuracy_test"],
                            part["attack_success_rate_test"], facecolors=fill, edgecolors=colour, marker=marker,
-                           alpha=0.85, label=d if s == EVALUATION or not (sets[g.index] == EVALUATION).any() else None)
+                           alpha=0.85, label=label)
+                label = None
     ax.set_yscale("symlog", linthresh=1.0, linscale=1.0)
     ax.set_ylim(0, 130)  # room above 100 % for the marks there
     ax.set_yticks([0, 0.5, 1, 3, 10, 30, 100])
