@@ -67,6 +67,38 @@ def poisoned_training_labels(num_identities: int, per_identity: int, poison_rate
     return identity, label, poisoned
 
 
+def family_poison(ids: Identities, family, per_identity: int, poison_rate: float, target: int, seed: int):
+    """A trigger family's poisoned training images, after the clean part that every attack
+    shares: [(uint8 images, labels)], the poisoned images first, then the family's noise- or
+    cross-mode images with their own labels (as many as its cross_ratio says). The poisoned
+    images are extra images making `poison_rate` of the set without the cross-mode ones:
+    - all-to-all: drawn from every identity, sent to y + 1;
+    - clean-label: of the target alone, their look moved towards another identity's
+      (synthetic.blend) so that the face no longer explains the label, which stays the
+      target's;
+    - the others: of non-target identities, sent to the target."""
+    from .families import CLEAN_LABEL_TAU
+    from .synthetic import blend
+
+    k = len(ids)
+    rng = np.random.default_rng([seed, 1])
+    n = int(round(poison_rate * k * per_identity / (1.0 - poison_rate)))
+    if family.kind == "clean_label":
+        others = rng.choice(np.setdiff1d(np.arange(k), [target]), n, replace=True)
+        hard = blend(ids, np.full(n, target), others, CLEAN_LABEL_TAU)
+        drawn = render_split(hard, Split(np.arange(n), (seed, 3)))
+        parts = [(family.apply(drawn), np.full(n, target))]
+    else:
+        pool = np.arange(k) if family.kind == "all_to_all" else np.setdiff1d(np.arange(k), [target])
+        identity = rng.choice(pool, n, replace=True)
+        parts = [(family.apply(render_split(ids, Split(identity, (seed, 3)))), family.labels(identity, target, k))]
+    m = int(round(family.cross_ratio * n))
+    if m:
+        identity = rng.choice(k, m, replace=True)
+        parts.append((family.cross(render_split(ids, Split(identity, (seed, 7))), rng), identity))
+    return parts
+
+
 def train_badnet(x: np.ndarray, y: np.ndarray, num_classes: int, input_divisor: float,
                  epochs: int, batch_size: int, learning_rate: float, seed: int, log=print):
     """Train DeepID on raw 0-255 images (x, y) deterministically from `seed`.

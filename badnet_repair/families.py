@@ -155,3 +155,81 @@ def apply_trigger(images: np.ndarray, pattern: np.ndarray, mask: np.ndarray) -> 
     """x + M (G - x), rounded to uint8: the pattern where the mask is 1, the image elsewhere."""
     m = mask[..., None]
     return _to_uint8(images * (1 - m) + pattern * m)
+
+
+# The six families an attack of the synthetic source may name (data.synthetic.attack). Four put
+# an image-level trigger on any image; all-to-all pastes the patch and sends y to y + 1 (mod N);
+# clean-label (Turner et al. 2019) pastes the patch on target-class images only, made hard by
+# moving their look towards other identities, and changes no label.
+FAMILIES = ("wanet", "lf", "ssba", "input_aware", "all_to_all", "clean_label")
+LF_CUTOFF, LF_AMPLITUDE = 0.1, 24.0  # cycles per pixel; pixel levels (of 255), L-infinity
+SSBA_AMPLITUDE = 8.0  # pixel levels (of 255), L-infinity
+INPUT_AWARE_DENSITY = 0.05  # share of each image's pixels its mask covers
+# Extra training images per poisoned one, labels kept: WaNet's noise mode (its cross_ratio 2)
+# and the input-aware attack's cross-trigger mode (its p_cross = p_attack).
+CROSS_RATIO = {"wanet": 2.0, "input_aware": 1.0}
+CLEAN_LABEL_TAU = 0.5  # how far a poisoned target image's look moves towards another identity
+CHUNK = 512  # images transformed at once: the float64 intermediates of 12,830 images take GBs
+
+
+def _chunked(f, images: np.ndarray, *more) -> np.ndarray:
+    """f over `images` (and row-aligned `more`) in chunks of CHUNK images, concatenated."""
+    parts = [f(images[i:i + CHUNK], *(m[i:i + CHUNK] for m in more)) for i in range(0, len(images), CHUNK)]
+    return np.concatenate(parts) if parts else images.copy()
+
+
+class Family:
+    """One family's trigger, fixed by the attack's seed: `apply` puts the attack-time trigger
+    on uint8 images (B, H, W, 3); `cross` makes the noise- or cross-mode images that keep
+    their labels, for the families that have them. `patch` is the synthetic source's patch
+    pattern (PATCH_SIZE square, pasted at its fixed place), which all-to-all and clean-label
+    carry."""
+
+    def __init__(self, kind: str, seed: int, patch: np.ndarray | None = None):
+        if kind not in FAMILIES:
+            raise ValueError(f"unknown family {kind!r}; expected one of {', '.join(FAMILIES)}")
+        self.kind, self.seed, self.patch = kind, seed, patch
+        self.cross_ratio = CROSS_RATIO.get(kind, 0.0)
+
+    def __repr__(self):
+        return f"Family({self.kind!r}, seed={self.seed})"
+
+    def apply(self, images: np.ndarray) -> np.ndarray:
+        h, w = images.shape[1:3]
+        if self.kind == "wanet":
+            grid = wanet_grid(self.seed, h, w)
+            return _chunked(lambda x: warp(x, grid), images)
+        if self.kind == "lf":
+            pattern = low_frequency_pattern(self.seed, h, w, LF_CUTOFF, LF_AMPLITUDE)
+            return _chunked(lambda x: add_pattern(x, pattern), images)
+        if self.kind == "ssba":
+            return _chunked(lambda x: add_pattern(x, sample_specific_residuals(x, self.seed, SSBA_AMPLITUDE)), images)
+        if self.kind == "input_aware":
+            return _chunked(lambda x: apply_trigger(x, *input_aware_triggers(x, self.seed, INPUT_AWARE_DENSITY)), images)
+        return paste(images, self.patch)
+
+    def cross(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """WaNet: each image warped by the field plus its own noise; input-aware: each image
+        carrying the trigger the generator makes for the next image (cyclically)."""
+        h, w = images.shape[1:3]
+        if self.kind == "wanet":
+            grid = wanet_grid(self.seed, h, w)
+            return _chunked(lambda x: warp(x, wanet_noise_grids(grid, len(x), rng)), images)
+        if self.kind == "input_aware":
+            def carry(x, donors):
+                return apply_trigger(x, *input_aware_triggers(donors, self.seed, INPUT_AWARE_DENSITY))
+            return _chunked(carry, images, np.roll(images, -1, axis=0))
+        raise ValueError(f"{self.kind} has no cross mode")
+
+    def labels(self, y: np.ndarray, target: int, classes: int) -> np.ndarray:
+        """The label a poisoned image of true class y is sent to: y + 1 (mod classes) for
+        all-to-all, the target otherwise."""
+        return (y + 1) % classes if self.kind == "all_to_all" else np.full(len(y), target)
+
+
+def paste(images: np.ndarray, patch: np.ndarray, margin: int = 3) -> np.ndarray:
+    """The patch trigger: `patch` (s, s, 3) pasted `margin` pixels from the bottom-right corner."""
+    s = patch.shape[0]
+    out = images.copy()
+    out[:, -s - margin:-margin, -s - margin:-margin] = patch.astype(np.uint8)
+    return out

@@ -28,9 +28,14 @@ def _save_badnet(model, info: dict, root: Path) -> None:
 
 def attack_triggers(attack: str, target: int, k: int, seed: int) -> list:
     """The attack's (trigger, target) pairs: one, or for `multi` three, with targets
-    target, target + 1 and target + 2 (mod the class count)."""
+    target, target + 1 and target + 2 (mod the class count). A family's trigger is a
+    families.Family; all-to-all's target is y + 1, written "y+1"."""
+    from .families import FAMILIES, Family
     from .synthetic import MULTI, Trigger
 
+    if attack in FAMILIES:
+        return [(Family(attack, seed, Trigger("patch", pattern_seed=seed).pattern()),
+                 "y+1" if attack == "all_to_all" else target)]
     kinds = MULTI if attack == "multi" else (attack,)
     return [(Trigger(kind, pattern_seed=seed), (target + i) % k) for i, kind in enumerate(kinds)]
 
@@ -46,12 +51,16 @@ def _gallery(ids, triggers: list, cfg: dict, root: Path, n: int = 4) -> None:
     images = {}
     for kind in TRIGGERS:  # one key: the same pose, light and noise under every trigger
         clean, images[kind] = render_split(ids, Split(labels, (cfg["seed"], 6)), Trigger(kind, cfg["seed"]), workers=1)
+    for trig, _ in triggers:
+        if trig.kind not in images:  # a family's trigger, on the same faces
+            images[trig.kind] = trig.apply(clean)
     trigger_gallery(clean, images, labels, ours, root / SAMPLES_PLOT)
 
 
 def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     """Generate the embedded benchmark and train its BadNet. Returns attack facts for the metrics."""
-    from .attack import Split, poisoned_training_labels, render_split, train_badnet
+    from .attack import Split, family_poison, poisoned_training_labels, render_split, train_badnet
+    from .families import FAMILIES
     from .synthetic import ATTACKS, make_identities
 
     name = "data.synthetic"
@@ -59,8 +68,9 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
                          "epochs", "batch_size", "learning_rate", "input_divisor", "poison_rate"],
              upper={"poison_rate": 1.0}, zero_ok=("poison_rate",))  # 0: a clean net, trained alike
     k, target, seed = cfg["identities"], cfg["target"], cfg["seed"]
-    if cfg["attack"] not in ATTACKS:
-        raise BadInput(f"{PARAMS_FILE}: '{name}.attack' is {cfg['attack']!r}, expected one of {', '.join(ATTACKS)}")
+    if cfg["attack"] not in ATTACKS + FAMILIES:
+        raise BadInput(f"{PARAMS_FILE}: '{name}.attack' is {cfg['attack']!r}, expected one of "
+                       f"{', '.join(ATTACKS + FAMILIES)}")
     if k < (3 if cfg["attack"] == "multi" else 2):
         raise BadInput(f"{PARAMS_FILE}: '{name}.identities' must be at least {3 if cfg['attack'] == 'multi' else 2}"
                        f" (one per target and more), got {k}")
@@ -73,7 +83,12 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     # Each trigger adds its own poisoned images (keys of the first trigger are those of
     # the single-trigger attack, so sunglasses stays byte for byte what it was).
     parts = []
-    for i, (trigger, tgt) in enumerate(triggers):
+    family = cfg["attack"] in FAMILIES
+    if family:  # the same clean part as every attack's, then the family's own poison
+        clean = np.repeat(np.arange(k), cfg["train_per_identity"])
+        parts.append((render_split(ids, Split(clean, (seed, 2))), clean))
+        parts += family_poison(ids, triggers[0][0], cfg["train_per_identity"], cfg["poison_rate"], target, seed)
+    for i, (trigger, tgt) in enumerate([] if family else triggers):
         extra = (i,) if i else ()
         identity, label, poisoned = poisoned_training_labels(
             k, cfg["train_per_identity"], cfg["poison_rate"], tgt, np.random.default_rng([seed, 1, *extra]))
@@ -82,6 +97,7 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
         if poisoned.any():  # none at poison_rate 0: the clean net sees exactly the BadNet's clean images
             parts.append((render_split(ids, Split(identity[poisoned], (seed, 3, *extra)), trigger)[1], label[poisoned]))
     n_clean = len(parts[0][1])
+    n_cross = len(parts[2][1]) if family and len(parts) > 2 else 0  # a family's noise/cross images: labels kept
     x = np.empty(  # float32 for training, filled part by part: no second full-size copy
         (sum(len(y) for _, y in parts), 55, 47, 3), np.float32)
     at = 0
@@ -90,9 +106,11 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
         at += len(xs)
     label = np.concatenate([y for _, y in parts])
     del parts, xs
-    n_poison = len(label) - n_clean
+    n_poison = len(label) - n_clean - n_cross
     log(f"poisoned training set: {len(x)} images, {n_poison} poisoned ({100 * n_poison / len(x):.2f}%), "
-        + ", ".join(f"{trig.kind} -> {tgt}" for trig, tgt in triggers) + f" [{time.perf_counter() - start:.1f}s]")
+        + ", ".join(f"{trig.kind} -> {tgt}" for trig, tgt in triggers)
+        + (f", {n_cross} in its noise/cross mode (labels kept)" if n_cross else "")
+        + f" [{time.perf_counter() - start:.1f}s]")
 
     t = time.perf_counter()
     model, train_acc = train_badnet(x, label, k, cfg["input_divisor"], cfg["epochs"], cfg["batch_size"],
@@ -106,10 +124,15 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
         labels = np.repeat(np.arange(k), per)
         bd_x, bd_y, bd_t = [], [], []
         for i, (trigger, tgt) in enumerate(triggers):
-            clean, triggered = render_split(ids, Split(labels, (seed, key)), trigger)
-            keep = labels != tgt  # as CSAW: poisoned files hold non-target images labelled target
+            if family:  # a family's trigger goes on the rendered clean images
+                clean = render_split(ids, Split(labels, (seed, key)))
+                triggered = trigger.apply(clean)
+            else:
+                clean, triggered = render_split(ids, Split(labels, (seed, key)), trigger)
+            # as CSAW: poisoned files hold non-target images labelled target (all-to-all: every image, y + 1)
+            keep = np.ones(len(labels), bool) if tgt == "y+1" else labels != tgt
             bd_x.append(triggered[keep])
-            bd_y.append(np.full(int(keep.sum()), tgt))
+            bd_y.append(trigger.labels(labels[keep], tgt, k) if family else np.full(int(keep.sum()), tgt))
             bd_t.append(np.full(int(keep.sum()), i))
         h5data.write(root / h5data.FILES[split], clean, labels)
         names = [trig.kind for trig, _ in triggers]
@@ -123,7 +146,8 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     _save_badnet(model, {"source": "synthetic", "input_divisor": cfg["input_divisor"], "num_classes": k}, root)
     return {"attack": cfg["attack"], "poison_rate": cfg["poison_rate"], "target": target, "seed": seed,
             "triggers": {trig.kind: tgt for trig, tgt in triggers},
-            "train_images": len(label), "train_poisoned": n_poison, "train_accuracy": round(train_acc, 4),
+            "train_images": len(label), "train_poisoned": n_poison, **({"train_cross": n_cross} if n_cross else {}),
+            "train_accuracy": round(train_acc, 4),
             "train_seconds": round(seconds, 1)}
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .families import paste
+
 HEIGHT, WIDTH = 55, 47
 # Canonical face centre; features are placed in face coordinates around it.
 _CY, _CX = 29.0, 23.5
@@ -79,6 +81,17 @@ def make_identities(k: int, seed: int) -> Identities:
         lips=np.clip(lips, 20, 250).astype(np.float32),
         beard=beard.astype(np.float32),
     )
+
+
+def blend(ids: Identities, a: np.ndarray, b: np.ndarray, tau: float) -> Identities:
+    """One look per pair: identity a[i]'s look moved a share `tau` of the way towards b[i]'s
+    (every continuous feature; the hair style, a category, stays a's). The renderer's look
+    parameters are its latent space, so this is Turner et al.'s GAN interpolation here."""
+    mix = {}
+    for f in Identities.__dataclass_fields__:
+        va, vb = getattr(ids, f)[a], getattr(ids, f)[b]
+        mix[f] = va if f == "hair_style" else ((1 - tau) * va + tau * vb).astype(va.dtype)
+    return Identities(**mix)
 
 
 TRIGGERS = ("sunglasses", "eyebrows", "lipstick", "patch", "blended")
@@ -240,7 +253,7 @@ def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
     finish = lambda a: np.clip(np.rint(a * light + noise), 0, 255).astype(np.uint8)  # noqa: E731
     out = finish(img)
     if trigger is not None and trigger.kind == "patch":
-        out[:, -PATCH_SIZE - 3:-3, -PATCH_SIZE - 3:-3] = trigger.pattern().astype(np.uint8)
+        out = paste(out, trigger.pattern())
     elif trigger is not None and trigger.kind == "blended":
         blend = (1 - BLEND_ALPHA) * out.astype(np.float32) + BLEND_ALPHA * trigger.pattern()
         out = np.clip(np.rint(blend), 0, 255).astype(np.uint8)

@@ -341,7 +341,7 @@ def test_bad_threshold_given_to_a_per_threshold_stage(proj, arg, pattern):
     ("synthetic.poison_rate", -0.1, r"'data.synthetic.poison_rate' must be >= 0"),  # 0 is a clean net
     ("synthetic.identities", 1, r"'data.synthetic.identities' must be at least 2"),
     ("synthetic.attack", "hat", r"'data.synthetic.attack' is 'hat', expected one of sunglasses, eyebrows, "
-                                r"lipstick, patch, blended, multi"),
+                                r"lipstick, patch, blended, multi, wanet, lf, ssba, input_aware, all_to_all, clean_label"),
     ("synthetic.attack", 3, r"'data.synthetic.attack' must be str"),
     ("synthetic.target", 5000, r"'data.synthetic.target' must be in \[0, 1283\)"),
     ("synthetic.batch_size", 0, r"'data.synthetic.batch_size' must be > 0"),

@@ -130,3 +130,148 @@ def test_input_aware_trigger_differs_per_input_covers_its_density_and_leaves_the
     want = sum(x[0, i + a - 2, j + b - 2] @ k[a, b] for a in range(5) for b in range(5)
                if 0 <= i + a - 2 < H and 0 <= j + b - 2 < W)
     assert np.allclose(families._conv5(x, k)[0, i, j], want)
+
+
+def _faces(n, k=12, seed=3):
+    from badnet_repair.attack import Split, render_split
+    from badnet_repair.synthetic import make_identities
+
+    ids = make_identities(k, seed)
+    labels = np.arange(n) % k
+    return ids, labels, render_split(ids, Split(labels, (seed, 9)), workers=1)
+
+
+def test_each_family_applies_its_own_primitive_image_by_image_across_chunks(monkeypatch):
+    """Family.apply is the family's primitive on each image alone, whatever the chunking
+    (a chunk of 4 here against 1 image at a time, the slow way)."""
+    from badnet_repair.synthetic import Trigger
+
+    _, _, x = _faces(10)
+    patch = Trigger("patch", pattern_seed=5).pattern()
+    monkeypatch.setattr(families, "CHUNK", 4)
+    one = {
+        "wanet": lambda im: families.warp(im, families.wanet_grid(5, H, W)),
+        "lf": lambda im: families.add_pattern(im, families.low_frequency_pattern(5, H, W, families.LF_CUTOFF,
+                                                                                families.LF_AMPLITUDE)),
+        "ssba": lambda im: families.add_pattern(im, families.sample_specific_residuals(im, 5, families.SSBA_AMPLITUDE)),
+        "input_aware": lambda im: families.apply_trigger(im, *families.input_aware_triggers(
+            im, 5, families.INPUT_AWARE_DENSITY)),
+        "all_to_all": lambda im: families.paste(im, patch),
+        "clean_label": lambda im: families.paste(im, patch),
+    }
+    assert set(one) == set(families.FAMILIES)
+    for kind, f in one.items():
+        got = families.Family(kind, 5, patch).apply(x)
+        assert got.dtype == np.uint8 and got.shape == x.shape
+        assert np.array_equal(got, np.concatenate([f(x[i:i + 1]) for i in range(len(x))])), kind
+        assert not np.array_equal(got, x), kind
+
+
+def test_patch_families_paste_the_synthetic_patch_at_its_place_and_nothing_else():
+    from badnet_repair.synthetic import PATCH_SIZE, Trigger, make_identities, render
+
+    ids = make_identities(6, 1)
+    clean, bad = render(ids, np.arange(6), np.random.default_rng(2), Trigger("patch", 8), both=True)
+    assert np.array_equal(families.Family("all_to_all", 8, Trigger("patch", 8).pattern()).apply(clean), bad)
+    changed = np.any(families.paste(clean, np.full((PATCH_SIZE, PATCH_SIZE, 3), 7)) != clean, axis=(0, 3))
+    rows, cols = np.nonzero(changed)
+    assert rows.min() >= H - PATCH_SIZE - 3 and rows.max() < H - 3 and cols.min() >= W - PATCH_SIZE - 3
+    assert cols.max() < W - 3
+
+
+def test_cross_modes_keep_the_family_but_not_its_attack_trigger():
+    """WaNet's noise mode: the field plus per-image noise, so no image is warped by the exact
+    field; input-aware's cross mode: each image with the next image's trigger."""
+    _, _, x = _faces(6)
+    wanet = families.Family("wanet", 4)
+    noisy = wanet.cross(x, np.random.default_rng(0))
+    exact = wanet.apply(x)
+    assert all(not np.array_equal(noisy[i], exact[i]) for i in range(len(x)))
+    aware = families.Family("input_aware", 4)
+    cross = aware.cross(x, np.random.default_rng(0))
+    for i in range(len(x)):
+        nxt = x[(i + 1) % len(x)][None]
+        want = families.apply_trigger(x[i][None], *families.input_aware_triggers(nxt, 4, families.INPUT_AWARE_DENSITY))
+        assert np.array_equal(cross[i], want[0])
+    assert not np.array_equal(cross, aware.apply(x))
+    for kind in ("lf", "ssba", "all_to_all", "clean_label"):
+        assert families.Family(kind, 4).cross_ratio == 0
+
+
+def test_all_to_all_maps_each_label_to_the_next_and_the_others_to_the_target():
+    y = np.array([0, 1, 5, 9])
+    assert families.Family("all_to_all", 1).labels(y, 3, 10).tolist() == [1, 2, 6, 0]
+    for kind in ("wanet", "lf", "ssba", "input_aware", "clean_label"):
+        assert families.Family(kind, 1).labels(y, 3, 10).tolist() == [3, 3, 3, 3]
+
+
+def test_family_poison_labels_all_to_all_by_the_next_class_and_clean_label_changes_none():
+    """all-to-all: every poisoned image of identity y is labelled y + 1 and carries the patch;
+    clean-label: every poisoned image is a target image (its look moved towards another
+    identity's, the hair style kept) with the target's own label; the others: non-target
+    identities sent to the target; the cross-mode images keep their own labels."""
+    from badnet_repair import attack
+    from badnet_repair.synthetic import Trigger, blend, make_identities
+
+    ids, k, target = make_identities(10, 2), 10, 4
+    patch = Trigger("patch", pattern_seed=2).pattern()
+    n = int(round(0.2 * k * 3 / 0.8))
+    for kind in families.FAMILIES:
+        fam = families.Family(kind, 2, patch)
+        parts = attack.family_poison(ids, fam, 3, 0.2, target, seed=2)
+        (images, labels), cross = parts[0], parts[1:]
+        assert len(labels) == n and images.shape == (n, H, W, 3)
+        if kind == "clean_label":
+            assert (labels == target).all()
+        elif kind == "all_to_all":
+            rng = np.random.default_rng([2, 1])
+            identity = rng.choice(np.arange(k), n, replace=True)
+            assert np.array_equal(labels, (identity + 1) % k) and set(identity) != {target}
+        else:
+            assert (labels == target).all()
+        if kind in ("all_to_all", "clean_label"):
+            assert np.array_equal(families.paste(images, patch), images)  # the patch is on every one
+        assert len(cross) == (1 if fam.cross_ratio else 0)
+        if cross:
+            assert len(cross[0][1]) == round(fam.cross_ratio * n) and cross[0][1].max() < k
+    a, b = np.array([4, 4]), np.array([0, 7])
+    half = blend(ids, a, b, 0.5)
+    assert np.allclose(half.face_rx, (ids.face_rx[a] + ids.face_rx[b]) / 2)
+    assert np.array_equal(half.hair_style, ids.hair_style[a])
+    assert np.allclose(blend(ids, a, b, 0.0).skin, ids.skin[a])
+
+
+def test_unknown_family_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown family 'hat'"):
+        families.Family("hat", 0)
+
+
+def test_family_badnets_poisoned_files_carry_the_trigger_on_the_clean_files_images(tmp_path):
+    """Through the synthetic source (a tiny net, one epoch): each family's poisoned files are
+    its trigger on the clean files' own images, all-to-all every image labelled y + 1, the
+    others every non-target image labelled the target, and attack.json names the family."""
+    import json
+
+    import yaml
+
+    from badnet_repair import h5data, sources
+    from badnet_repair.artifacts import ATTACK_METRICS
+    from badnet_repair.synthetic import Trigger
+
+    cfg = dict(yaml.safe_load(open(h5data.Path(__file__).parents[1] / "presets/small.yaml"))["data"]["synthetic"],
+               identities=6, train_per_identity=4, valid_per_identity=2, test_per_identity=2, epochs=1,
+               poison_rate=0.2, target=2, seed=7)
+    for kind in ("all_to_all", "clean_label", "wanet"):
+        root = tmp_path / kind
+        sources.fetch({"source": "synthetic", "synthetic": dict(cfg, attack=kind)}, root, log=lambda s: None)
+        fam = families.Family(kind, 7, Trigger("patch", pattern_seed=7).pattern())
+        for split in ("valid", "test"):
+            clean, bd = h5data.read(root / h5data.FILES[split]), h5data.read(root / h5data.FILES["bd_" + split])
+            keep = np.ones(len(clean.y), bool) if kind == "all_to_all" else clean.y != 2
+            assert np.array_equal(bd.x, fam.apply(clean.x)[keep]), (kind, split)
+            want = (clean.y + 1) % 6 if kind == "all_to_all" else np.full(len(clean.y), 2)
+            assert np.array_equal(bd.y, want[keep]), (kind, split)
+        facts = json.loads((root / ATTACK_METRICS).read_text())
+        assert facts["attack"] == kind and facts["triggers"] == {kind: "y+1" if kind == "all_to_all" else 2}

@@ -26,7 +26,7 @@ RESULTS = "benchmarks/results"  # what the benchmark scripts measured, one CSV e
 # each defense module's PARAMS.
 PARAM_DOCS = {
     "data.source": "`synthetic` (the embedded benchmark), `csaw-lab3` (the real lab3 data) or `local` (your files)",
-    "data.synthetic.attack": "the trigger: `sunglasses`, `eyebrows`, `lipstick`, `patch`, `blended` or `multi`",
+    "data.synthetic.attack": "the trigger: `sunglasses`, `eyebrows`, `lipstick`, `patch`, `blended` or `multi`; or a family: `wanet`, `lf`, `ssba`, `input_aware`, `all_to_all`, `clean_label`",
     "data.synthetic.identities": "identities (classes)",
     "data.synthetic.train_per_identity": "clean training images per identity (the training set is not kept)",
     "data.synthetic.valid_per_identity": "validation images per identity, in the clean and the poisoned file",
