@@ -69,8 +69,9 @@ def wanet_field(seed: int, height: int, width: int, k: int = WANET_K) -> np.ndar
     return np.swapaxes(upsample_bicubic(np.swapaxes(upsample_bicubic(ins, height), 0, 1), width), 0, 1)
 
 
-def wanet_grid(seed: int, height: int, width: int, k: int = WANET_K, s: float = WANET_S) -> np.ndarray:
-    """WaNet's warping grid, (H, W, 2) in [-1, 1] sampling coordinates (x, then y)."""
+def wanet_grid(seed: int, height: int, width: int, k: int = WANET_K, s: float | None = None) -> np.ndarray:
+    """WaNet's warping grid, (H, W, 2) in [-1, 1] sampling coordinates (x, then y); s: WANET_S."""
+    s = WANET_S if s is None else s
     field = wanet_field(seed, height, width, k)
     ys, xs = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
     identity = np.stack([xs, ys], -1)

@@ -56,10 +56,15 @@ def test_badnet_params_are_the_roots_with_the_entrys_changes(tmp_path):
 
 
 def test_committed_suite_params_name_known_attacks_and_keys():
+    from badnet_repair.families import FAMILIES
     from badnet_repair.synthetic import ATTACKS
 
     entries = suite.entries(ROOT / "suite/params.yaml")
-    assert {e["attack"] for e in entries.values()} == set(ATTACKS)
+    assert {e["attack"] for e in entries.values()} == set(ATTACKS + FAMILIES)
+    tuned = leaderboard.tuning(ROOT / "suite/params.yaml")
+    for attack in ATTACKS + FAMILIES:  # every attack in both sets, so that evaluation is on nets never tuned on
+        sets = {n in tuned for n, e in entries.items() if e["attack"] == attack and e.get("poison_rate", 1) > 0}
+        assert sets == {True, False}, attack
     bad = {n: e for n, e in entries.items() if e.get("poison_rate", 1) > 0}
     clean = {n: e for n, e in entries.items() if n not in bad}
     assert sum(e["attack"] == "sunglasses" for e in bad.values()) >= 3  # three seeds

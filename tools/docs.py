@@ -363,6 +363,21 @@ def i_bau_stop() -> str:
                   "|---|---|---|---|---:|---:|---:|---:|---|")
 
 
+def family_strength() -> str:
+    """benchmarks/family_strength.py's rows: each family's BadNet at CSAW scale under each
+    setting tried, against the strength bar (95 % clean, 99 % ASR, validation)."""
+    rows = []
+    for r in _csv(f"{RESULTS}/family_strength.csv"):
+        strong = float(r["clean_accuracy_valid"]) >= 95 and float(r["attack_success_rate_valid"]) >= 99
+        cross = f" + {r['train_cross']}" if int(r["train_cross"]) else ""
+        rows.append([f"`{r['attack']}`", r["poison_rate"], r["setting"].replace(" ", ", "), r["clean_accuracy_valid"],
+                     r["attack_success_rate_valid"], "yes" if strong else "no", f"{r['train_poisoned']}{cross}",
+                     r["train_seconds"], r["seconds"], r["beside"], r["cpu"]])
+    return _table(["attack", "poison rate", "setting (families.py)", "clean % (valid)", "ASR % (valid)",
+                   "meets the bar", "poisoned (+ noise/cross) images", "training s", "drawing + training s",
+                   "measured beside", "CPU"], rows, "|---|---:|---|---:|---:|---|---:|---:|---:|---|---|")
+
+
 def scan_calibration() -> str:
     """benchmarks/scan_calibration.py's rows: per net and bound, the share of the holdout the
     perturbation sends to each true target and the largest share of any other candidate;
@@ -387,7 +402,8 @@ def scan_calibration() -> str:
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop)}
+                                     defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop,
+                                     family_strength)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

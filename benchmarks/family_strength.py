@@ -1,0 +1,73 @@
+"""Benchmark: how strong each trigger family's BadNet is at CSAW scale (params.yaml's
+data.synthetic, 1283 identities), with a family constant of badnet_repair/families.py
+changed by NAME=VALUE, on a calibration net (seed 2024, target 300) that is in no suite set.
+
+    python benchmarks/family_strength.py wanet:0.1 wanet:0.1:WANET_S=1.0 --write
+
+Each argument is ATTACK:POISON_RATE[:CONSTANT=VALUE...]. Prints the BadNet's clean validation
+accuracy and ASR (validation) and the drawing and training time; --write puts them in
+benchmarks/results/family_strength.csv with the CPU (a rerun of a spec replaces its row). It measures the attack, not a defense:
+the strength bar (95 % clean, 99 % ASR) is the attacker's, and the constants chosen from it
+are the attacker's, as the issue asks ("make it stronger as an attacker would").
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # docs: machine()
+
+import docs  # noqa: E402
+from badnet_repair import families, params, sources  # noqa: E402
+from badnet_repair.artifacts import TRAIN_TIME  # noqa: E402
+
+SEED, TARGET = 2024, 300  # not a suite net's
+# the constants that set each family's strength, written out in every row
+KNOBS = {"wanet": ["WANET_K", "WANET_S"], "lf": ["LF_CUTOFF", "LF_AMPLITUDE"], "ssba": ["SSBA_AMPLITUDE"],
+         "input_aware": ["INPUT_AWARE_DENSITY"], "all_to_all": [], "clean_label": ["CLEAN_LABEL_TAU"]}
+
+
+def setting(attack: str) -> str:
+    return " ".join(f"{k}={getattr(families, k):g}" for k in KNOBS[attack]) or "-"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("specs", nargs="+", help="ATTACK:POISON_RATE[:CONSTANT=VALUE...]")
+    ap.add_argument("--beside", default="nothing", help="what ran beside it, for the CSV")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    base = params.load("data")["synthetic"]
+    for spec in args.specs:
+        attack, rate, *changes = spec.split(":")
+        importlib.reload(families)  # each spec from the module's own constants
+        for change in changes:
+            name, value = change.split("=")
+            if not hasattr(families, name):
+                sys.exit(f"{spec}: families.py has no constant {name!r}")
+            setattr(families, name, float(value))
+        cfg = dict(base, attack=attack, poison_rate=float(rate), seed=SEED, target=TARGET % base["identities"])
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            m = sources.fetch({"source": "synthetic", "synthetic": cfg}, Path(tmp), log=lambda s: None)
+            seconds = time.perf_counter() - start
+            trained = json.loads((Path(tmp) / TRAIN_TIME).read_text())["train_seconds"]
+        row = {"key": f"{attack}:{float(rate):g}:{setting(attack)}", "attack": attack, "poison_rate": float(rate), "setting": setting(attack),
+               "clean_accuracy_valid": round(m["clean_valid_accuracy"], 2),
+               "attack_success_rate_valid": round(m["attack_success_rate"], 2),
+               "train_poisoned": m["train_poisoned"], "train_cross": m.get("train_cross", 0),
+               "train_seconds": round(trained), "seconds": round(seconds), "beside": args.beside,
+               "cpu": docs.machine()}
+        print(row, flush=True)
+        if args.write:
+            docs.record("family_strength", [row])
+
+
+if __name__ == "__main__":
+    main()
