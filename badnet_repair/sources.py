@@ -82,12 +82,14 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     start = time.perf_counter()
     # Each trigger adds its own poisoned images (keys of the first trigger are those of
     # the single-trigger attack, so sunglasses stays byte for byte what it was).
-    parts = []
+    parts, n_cross = [], 0  # n_cross: a family's noise/cross-mode images, labels kept
     family = cfg["attack"] in FAMILIES
     if family:  # the same clean part as every attack's, then the family's own poison
         clean = np.repeat(np.arange(k), cfg["train_per_identity"])
         parts.append((render_split(ids, Split(clean, (seed, 2))), clean))
-        parts += family_poison(ids, triggers[0][0], cfg["train_per_identity"], cfg["poison_rate"], target, seed)
+        poison = family_poison(ids, triggers[0][0], cfg["train_per_identity"], cfg["poison_rate"], target, seed)
+        parts += poison
+        n_cross = sum(len(y) for _, y in poison[1:])
     for i, (trigger, tgt) in enumerate([] if family else triggers):
         extra = (i,) if i else ()
         identity, label, poisoned = poisoned_training_labels(
@@ -97,7 +99,6 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
         if poisoned.any():  # none at poison_rate 0: the clean net sees exactly the BadNet's clean images
             parts.append((render_split(ids, Split(identity[poisoned], (seed, 3, *extra)), trigger)[1], label[poisoned]))
     n_clean = len(parts[0][1])
-    n_cross = len(parts[2][1]) if family and len(parts) > 2 else 0  # a family's noise/cross images: labels kept
     x = np.empty(  # float32 for training, filled part by part: no second full-size copy
         (sum(len(y) for _, y in parts), 55, 47, 3), np.float32)
     at = 0

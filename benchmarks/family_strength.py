@@ -6,8 +6,8 @@ changed by NAME=VALUE, on a calibration net (seed 2024, target 300) that is in n
 
 Each argument is ATTACK:POISON_RATE[:CONSTANT=VALUE...]. Prints the BadNet's clean validation
 accuracy and ASR (validation) and the drawing and training time; --write puts them in
-benchmarks/results/family_strength.csv with the CPU (a rerun of a spec replaces its row). It measures the attack, not a defense:
-the strength bar (95 % clean, 99 % ASR) is the attacker's, and the constants chosen from it
+benchmarks/results/family_strength.csv with the CPU (a rerun of a setting replaces its row).
+It measures the attack, not a defense: the strength bar (95 % clean, 99 % ASR) is the attacker's, and the constants chosen from it
 are the attacker's, as the issue asks ("make it stronger as an attacker would").
 """
 from __future__ import annotations
@@ -58,7 +58,8 @@ def main() -> None:
             m = sources.fetch({"source": "synthetic", "synthetic": cfg}, Path(tmp), log=lambda s: None)
             seconds = time.perf_counter() - start
             trained = json.loads((Path(tmp) / TRAIN_TIME).read_text())["train_seconds"]
-        row = {"key": f"{attack}:{float(rate):g}:{setting(attack)}", "attack": attack, "poison_rate": float(rate), "setting": setting(attack),
+        row = {"key": f"{attack}:{float(rate):g}:{setting(attack)}", "attack": attack, "poison_rate": float(rate),
+               "setting": setting(attack),
                "clean_accuracy_valid": round(m["clean_valid_accuracy"], 2),
                "attack_success_rate_valid": round(m["attack_success_rate"], 2),
                "train_poisoned": m["train_poisoned"], "train_cross": m.get("train_cross", 0),
