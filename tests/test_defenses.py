@@ -224,7 +224,7 @@ def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
 SCAN = {"top_k": 3, "candidates": 2, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
-         "targeted": False, "stop_share": 0.0, "scan": SCAN}
+         "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -341,6 +341,32 @@ def test_i_bau_rounds_stop_at_the_first_that_shows_no_backdoor(monkeypatch, pred
         assert untouched == (expected_fits == [])
 
 
+@pytest.mark.parametrize("shares,rounds_run,fits", [
+    ([0.9, 0.04, 0.9, 0.04, 0.04], 5, [1, 1, 1, 1, 3]),  # a quiet round between loud ones is trained on
+    ([0.9, 0.04, 0.04, 0.9, 0.9], 3, [1, 1, 3]),  # two quiet in a row: the second is the stop
+    ([0.04, 0.9, 0.9, 0.9, 0.9], 1, []),  # quiet from round 1: nothing to unlearn, left as it is
+    ([0.9, 0.9, 0.9, 0.9, 0.04], 5, [1, 1, 1, 1, 1, 3]),  # the last round is quiet once: trained on
+])
+def test_i_bau_stop_rounds_counts_quiet_rounds_in_a_row(monkeypatch, shares, rounds_run, fits):
+    """stop_rounds 2: the rounds stop at the second round in a row that shows no backdoor
+    (not trained on); a lone quiet round is trained on like any other; round 1 quiet stops."""
+    from badnet_repair import evaluate, scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: np.arange(len(x)) % 5)
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1]})
+    given = iter(shares)
+    monkeypatch.setattr(scan, "holdout_share", lambda *a, **k: next(given))
+    called, real_fit = [], training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, **k: called.append(k["epochs"]) or real_fit(*a, **k))
+    cfg = dict(I_BAU, targeted=True, rounds=5, recover_epochs=3, stop_share=0.05, stop_rounds=2)
+    net, facts = i_bau.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    assert len(facts["perturbations"]) == rounds_run and called == fits
+    trained = [r["trained"] for r in facts["perturbations"]]
+    assert trained == [True] * fits.count(1) + [False] * (rounds_run - fits.count(1))
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
     (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
@@ -352,6 +378,7 @@ def test_i_bau_rounds_stop_at_the_first_that_shows_no_backdoor(monkeypatch, pred
     (lambda c: c["nad"].update(depth=2), r"unknown param 'defend.nad.depth'"),
     (lambda c: c["i_bau"].update(targeted="yes"), r"'defend.i_bau.targeted' must be bool, got 'yes'"),
     (lambda c: c["i_bau"].update(stop_share=1.5), r"'defend.i_bau.stop_share' has an out-of-range value 1.5"),
+    (lambda c: c["i_bau"].update(stop_rounds=0), r"'defend.i_bau.stop_rounds' has an out-of-range value 0"),
     (lambda c: c["anp"].pop("eps"), r"missing param 'defend.anp.eps'"),
 ])
 def test_bad_defend_params_name_the_param(change, message):

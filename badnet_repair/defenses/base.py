@@ -76,7 +76,7 @@ def strongest_within(candidates, make, clean: Clean, floor: float, log=print, wh
 # Range rules by key, for every defense's section: a value of a listed key must be > 0
 # (every number must be >= 0); fractions lie in (0, 1), mask thresholds and shares in [0, 1].
 POSITIVE = ("epochs", "batch_size", "iterations", "learning_rate", "learning_rates", "rounds", "bound",
-            "perturbation_lr", "perturbation_batch_size", "perturbed", "clipnorm")
+            "perturbation_lr", "perturbation_batch_size", "perturbed", "clipnorm", "stop_rounds")
 
 
 def check_shared(cfg: dict) -> None:

@@ -14,9 +14,11 @@ raises the loss fastest; on a large worn trigger (the sunglasses) that is a natu
 spot of the net, round after round, and the backdoor is never unlearnt, although the scan
 shows it reachable within the ball. Without a target the defense is the paper's.
 
-With `stop_share`, the scan is the stopping rule: the rounds go on until none of the round's
-perturbations shows a backdoor (docs/defenses.md), so a net that needs few rounds is not
-worn down by ten, and a net with nothing to unlearn is left as it is.
+With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
+in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
+rounds is not worn down by ten, and a net with nothing to unlearn is left as it is. One
+search can miss a backdoor that a trigger outside the ball still carries; a second round in
+a row is the confirmation.
 
 Two departures from the paper, both for DeepID (1283 classes, no BatchNorm, unnormalised
 logits): the outer step is first-order (the paper's implicit hypergradient term is left
@@ -34,7 +36,8 @@ from .base import strongest_within
 PAPER = "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergradient, ICLR 2022"
 PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
           "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
-          "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float}
+          "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float,
+          "stop_rounds": int}
 USES_SCAN = True  # base.settings adds the scan's params (cfg["scan"]) for the targeted search
 
 
@@ -77,19 +80,20 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
     scan's seeded sample of the training share (scan.images), as the paper's on its small
     clean set.
 
-    With cfg['stop_share'] > 0 the rounds stop at the first whose perturbations show no
-    backdoor left: the untargeted one sends less than scan.threshold of the sample to one
-    class, and each targeted one less than stop_share of the holdout to its target
-    (scan.holdout_share). That round is not trained on; if it is the first, the net is left
-    as it is. Returns, per round, the untargeted perturbation's L2 norm, the class it sends
-    most of the sample to and that share, the targeted ones' holdout shares, and whether
-    the round was trained on."""
+    With cfg['stop_share'] > 0 a round shows no backdoor left when the untargeted
+    perturbation sends less than scan.threshold of the sample to one class, and each targeted
+    one less than stop_share of the holdout to its target (scan.holdout_share). The rounds
+    stop at the cfg['stop_rounds']-th such round in a row, or at round 1 if it is such a
+    round; the round they stop at is not trained on (after a stop at round 1 the net is left
+    as it is), the earlier ones of the run are. Returns, per round, the untargeted
+    perturbation's L2 norm, the class it sends most of the sample to and that share, the
+    targeted ones' holdout shares, and whether the round was trained on."""
     from ..evaluate import predict_classes, scale
     from ..model import keras
 
     p, bs, unit = cfg["perturbed"], cfg["batch_size"], clean.unit
     steps = int(np.ceil(len(clean.y) / bs))
-    rng, found, pool = np.random.default_rng([cfg["seed"], 23]), [], []
+    rng, found, pool, quiet = np.random.default_rng([cfg["seed"], 23]), [], [], 0
     sample = clean.x[scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"])]
     held = scale(clean.x_holdout, clean.input_divisor)
 
@@ -115,12 +119,14 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
             shares[int(t)] = round(scan.holdout_share(model, held, before, d, t, unit), 4)
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
-        stop = cfg["stop_share"] > 0 and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
-                                          and all(s < cfg["stop_share"] for s in shares.values()))
+        none_left = cfg["stop_share"] > 0 and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
+                                               and all(s < cfg["stop_share"] for s in shares.values()))
+        quiet = quiet + 1 if none_left else 0
+        stop = none_left and (r == 1 or quiet >= cfg["stop_rounds"])
         found[-1]["trained"] = not stop
         log(f"  round {r}/{cfg['rounds']}: perturbation sends {100 * found[-1]['top_class_share']:.0f}% "
             f"to class {top}" + "".join(f"; towards {t}: {100 * s:.1f}%" for t, s in shares.items())
-            + ("; no backdoor left: the rounds stop" if stop else ""))
+            + ("; no backdoor left: the rounds stop" if stop else "; no backdoor left" if none_left else ""))
         if stop:
             break
         pool.extend(deltas)
