@@ -4,7 +4,8 @@ changed by NAME=VALUE, on a calibration net (seed 2024, target 300) that is in n
 
     python benchmarks/family_strength.py wanet:0.1 wanet:0.1:WANET_S=1.0 --write
 
-Each argument is ATTACK:POISON_RATE[:CONSTANT=VALUE...]. Prints the BadNet's clean validation
+Each argument is ATTACK:POISON_RATE[:NAME=VALUE...], NAME a constant of families.py or
+`epochs` (data.synthetic's, the BadNet's training). Prints the BadNet's clean validation
 accuracy and ASR (validation) and the drawing and training time; --write puts them in
 benchmarks/results/family_strength.csv with the CPU (a rerun of a setting replaces its row).
 It measures the attack, not a defense: the strength bar (95 % clean, 99 % ASR) is the attacker's, and the constants chosen from it
@@ -33,13 +34,14 @@ KNOBS = {"wanet": ["WANET_K", "WANET_S"], "lf": ["LF_CUTOFF", "LF_AMPLITUDE"], "
          "input_aware": ["INPUT_AWARE_DENSITY"], "all_to_all": [], "clean_label": ["CLEAN_LABEL_TAU"]}
 
 
-def setting(attack: str) -> str:
-    return " ".join(f"{k}={getattr(families, k):g}" for k in KNOBS[attack]) or "-"
+def setting(attack: str, epochs: int, default_epochs: int) -> str:
+    knobs = [f"{k}={getattr(families, k):g}" for k in KNOBS[attack]]
+    return " ".join(knobs + ([f"epochs={epochs}"] if epochs != default_epochs else [])) or "-"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("specs", nargs="+", help="ATTACK:POISON_RATE[:CONSTANT=VALUE...]")
+    ap.add_argument("specs", nargs="+", help="ATTACK:POISON_RATE[:NAME=VALUE...]")
     ap.add_argument("--beside", default="nothing", help="what ran beside it, for the CSV")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
@@ -47,19 +49,23 @@ def main() -> None:
     for spec in args.specs:
         attack, rate, *changes = spec.split(":")
         importlib.reload(families)  # each spec from the module's own constants
+        cfg = dict(base, attack=attack, poison_rate=float(rate), seed=SEED, target=TARGET % base["identities"])
         for change in changes:
             name, value = change.split("=")
-            if not hasattr(families, name):
-                sys.exit(f"{spec}: families.py has no constant {name!r}")
-            setattr(families, name, float(value))
-        cfg = dict(base, attack=attack, poison_rate=float(rate), seed=SEED, target=TARGET % base["identities"])
+            if name == "epochs":
+                cfg["epochs"] = int(value)
+            elif hasattr(families, name):
+                setattr(families, name, float(value))
+            else:
+                sys.exit(f"{spec}: {name!r} is neither `epochs` nor a constant of families.py")
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             m = sources.fetch({"source": "synthetic", "synthetic": cfg}, Path(tmp), log=lambda s: None)
             seconds = time.perf_counter() - start
             trained = json.loads((Path(tmp) / TRAIN_TIME).read_text())["train_seconds"]
-        row = {"key": f"{attack}:{float(rate):g}:{setting(attack)}", "attack": attack, "poison_rate": float(rate),
-               "setting": setting(attack),
+        knobs = setting(attack, cfg["epochs"], base["epochs"])
+        row = {"key": f"{attack}:{float(rate):g}:{knobs}", "attack": attack, "poison_rate": float(rate),
+               "setting": knobs,
                "clean_accuracy_valid": round(m["clean_valid_accuracy"], 2),
                "attack_success_rate_valid": round(m["attack_success_rate"], 2),
                "train_poisoned": m["train_poisoned"], "train_cross": m.get("train_cross", 0),
