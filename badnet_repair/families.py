@@ -18,11 +18,12 @@ its spectrum, is kept; the pattern is not tuned against any net.
 
 SSBA (Li et al., ICCV 2021): an encoder network embeds one fixed string into each image as an
 invisible residual that differs from image to image. Stand-in without the encoder: the string
-is a seeded +-1 code spread over the image, and each image's residual is that code weighted
-by the image's own local texture (3 x 3 standard deviation of its grey levels, scaled per
-image into [0.25, 1]), as steganographic encoders hide more where an image is busy. The
-residual is bounded in L-infinity by its amplitude, differs per image, and shares the code
-a net can learn, the two properties that make the family.
+is a seeded +-1 code spread over the image (one bit per cell of `SSBA_CELL` pixels a side),
+and each image's residual is that code weighted by the image's own local texture (3 x 3
+standard deviation of its grey levels, scaled per image into [0.25, 1]), as steganographic
+encoders hide more where an image is busy. The residual is bounded in L-infinity by its
+amplitude, differs per image, and shares the code a net can learn, the two properties that
+make the family.
 
 Input-aware dynamic triggers (Nguyen and Tran, NeurIPS 2020): a generator maps each input x
 to its own pattern G(x) and mask M(x), and the poisoned image is x + M(x) (G(x) - x); in the
@@ -126,7 +127,10 @@ def _local_std(gray: np.ndarray) -> np.ndarray:
 
 def sample_specific_residuals(images: np.ndarray, seed: int, amplitude: float) -> np.ndarray:
     """SSBA stand-in: each image's residual (B, H, W, 3) in pixel units, |r| <= amplitude."""
-    code = np.random.default_rng([seed, 0x55BA]).choice([-1.0, 1.0], images.shape[1:])
+    h, w, c = images.shape[1:]
+    cells = (-(-h // SSBA_CELL), -(-w // SSBA_CELL), c)  # the code's grain: SSBA_CELL pixels a side
+    code = np.random.default_rng([seed, 0x55BA]).choice([-1.0, 1.0], cells)
+    code = code.repeat(SSBA_CELL, 0).repeat(SSBA_CELL, 1)[:h, :w]
     texture = _local_std(images.astype(np.float64).mean(-1))
     lo, hi = texture.min(axis=(1, 2), keepdims=True), texture.max(axis=(1, 2), keepdims=True)
     weight = 0.25 + 0.75 * (texture - lo) / np.maximum(hi - lo, 1e-12)
@@ -165,6 +169,7 @@ def apply_trigger(images: np.ndarray, pattern: np.ndarray, mask: np.ndarray) -> 
 FAMILIES = ("wanet", "lf", "ssba", "input_aware", "all_to_all", "clean_label")
 LF_CUTOFF, LF_AMPLITUDE = 0.1, 24.0  # cycles per pixel; pixel levels (of 255), L-infinity
 SSBA_AMPLITUDE = 8.0  # pixel levels (of 255), L-infinity
+SSBA_CELL = 1  # pixels a side of one cell of the code (1: a code bit per pixel)
 INPUT_AWARE_DENSITY = 0.05  # share of each image's pixels its mask covers
 # Extra training images per poisoned one, labels kept: WaNet's noise mode (its cross_ratio 2)
 # and the input-aware attack's cross-trigger mode (its p_cross = p_attack).

@@ -2,7 +2,7 @@
 data.synthetic, 1283 identities), with a family constant of badnet_repair/families.py
 changed by NAME=VALUE, on a calibration net (seed 2024, target 300) that is in no suite set.
 
-    python benchmarks/family_strength.py wanet:0.1 wanet:0.1:WANET_S=1.0 --write
+    python benchmarks/family_strength.py wanet:0.1 wanet:0.1:WANET_S=1.0 ssba:0.1:SSBA_CELL=3 --write
 
 Each argument is ATTACK:POISON_RATE[:NAME=VALUE...], NAME a constant of families.py or
 `epochs` (data.synthetic's, the BadNet's training). Prints the BadNet's clean validation
@@ -30,7 +30,7 @@ from badnet_repair.artifacts import TRAIN_TIME  # noqa: E402
 
 SEED, TARGET = 2024, 300  # not a suite net's
 # the constants that set each family's strength, written out in every row
-KNOBS = {"wanet": ["WANET_K", "WANET_S"], "lf": ["LF_CUTOFF", "LF_AMPLITUDE"], "ssba": ["SSBA_AMPLITUDE"],
+KNOBS = {"wanet": ["WANET_K", "WANET_S"], "lf": ["LF_CUTOFF", "LF_AMPLITUDE"], "ssba": ["SSBA_AMPLITUDE", "SSBA_CELL"],
          "input_aware": ["INPUT_AWARE_DENSITY"], "all_to_all": [], "clean_label": ["CLEAN_LABEL_TAU"]}
 
 
@@ -55,7 +55,7 @@ def main() -> None:
             if name == "epochs":
                 cfg["epochs"] = int(value)
             elif hasattr(families, name):
-                setattr(families, name, float(value))
+                setattr(families, name, type(getattr(families, name))(float(value)))  # an int stays an int
             else:
                 sys.exit(f"{spec}: {name!r} is neither `epochs` nor a constant of families.py")
         with tempfile.TemporaryDirectory() as tmp:

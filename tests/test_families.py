@@ -110,6 +110,21 @@ def test_sample_specific_residual_differs_per_image_stays_within_its_bound_and_c
     assert np.isclose(families._local_std(images[2:3].astype(float).mean(-1))[0, i, j], g[i - 1:i + 2, j - 1:j + 2].std())
 
 
+def test_sample_specific_code_has_the_grain_of_its_cells(monkeypatch):
+    """SSBA_CELL 3: one code bit per 3 x 3 cell (the last row and column of cells cut at the
+    image's edge), by a plain loop over the cells; the bound still holds."""
+    images = np.random.default_rng(5).integers(0, 256, (2, H, W, 3)).astype(np.uint8)
+    monkeypatch.setattr(families, "SSBA_CELL", 3)
+    r = families.sample_specific_residuals(images, 9, 6.0)
+    assert r.shape == images.shape and np.abs(r).max() <= 6.0 + 1e-12
+    signs = np.sign(r[0])
+    for i in range(0, H, 3):
+        for j in range(0, W, 3):
+            for c in range(3):
+                assert len(set(signs[i:i + 3, j:j + 3, c].ravel())) == 1, (i, j, c)
+    assert len(set(signs[:, :, 0].ravel())) == 2  # not one sign everywhere
+
+
 def test_input_aware_trigger_differs_per_input_covers_its_density_and_leaves_the_rest():
     images = np.random.default_rng(5).integers(0, 256, (3, H, W, 3)).astype(np.uint8)
     pattern, mask = families.input_aware_triggers(images, 11, 0.05)
