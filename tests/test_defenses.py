@@ -181,6 +181,24 @@ def test_the_choice_rule_takes_the_first_candidate_that_keeps_the_floor():
     assert made == [5, 4]
 
 
+def test_dropping_candidates_stronger_than_the_kept_one_changes_no_choice():
+    """Why a ladder may lose a strong end that no net keeps (params.yaml's ft and ft_sam
+    ladders): on any holdout accuracies and floor, the ladder cut to start at the kept
+    candidate keeps the same candidate."""
+    class Clean:
+        def holdout_accuracy(self, model):
+            return model
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        ladder = [0.005, 0.003, 0.002, 0.001]
+        accs = dict(zip(ladder, rng.choice([94.0, 95.0, 96.0, 97.0, 98.0], 4)))
+        floor = float(rng.choice([95.0, 96.5, 99.0]))
+        _, kept, _ = base.strongest_within(ladder, accs.get, Clean(), floor, log=lambda s: None)
+        cut = ladder[ladder.index(kept):]
+        assert base.strongest_within(cut, accs.get, Clean(), floor, log=lambda s: None)[1] == kept
+
+
 def test_neuron_masks_of_one_are_b_and_a_zero_mask_is_the_pruned_net():
     keras.utils.set_random_seed(3)
     b = build_deepid(7)

@@ -379,6 +379,16 @@ def family_strength() -> str:
                    "measured beside", "CPU"], rows, "|---|---:|---|---:|---:|---|---:|---:|---:|---|---|")
 
 
+def defense_compare() -> str:
+    """benchmarks/defenses.py --compare's rows: a defense under two params files on one
+    BadNet, side by side: seconds, their ratio, the setting kept, identical weights or not."""
+    rows = [[r["badnet"], r["defense"], f"`{r['before']}`", r["seconds_before"], r["seconds_after"], f"{r['ratio']}×",
+             r["kept_before"], r["kept_after"], "yes" if r["same_weights"] == "True" else "no", r["cpu"]]
+            for r in _csv(f"{RESULTS}/defense_compare.csv")]
+    return _table(["BadNet", "defense", "before", "s before", "s after", "after / before", "kept before",
+                   "kept after", "same weights", "CPU"], rows, "|---|---|---|---:|---:|---:|---|---|---|---|")
+
+
 def scan_calibration() -> str:
     """benchmarks/scan_calibration.py's rows: per net and bound, the share of the holdout the
     perturbation sends to each true target and the largest share of any other candidate;
@@ -404,7 +414,7 @@ def scan_calibration() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop,
-                                     family_strength)}
+                                     family_strength, defense_compare)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
