@@ -10,20 +10,19 @@ and to the 180 s budget per BadNet, and the holdout accuracy it kept. Nothing is
 to the project.
 
 With --compare REV, each defense also runs under the defend section of params.yaml at git
-revision REV (before the current one), and the table gives both times, their ratio, the setting each kept and
-whether the two defended nets have the same weights; --write puts those rows in
-benchmarks/results/defense_compare.csv with the CPU.
+revision REV (before the current one), and it prints both times, their ratio, the setting
+each kept and whether the two defended nets have the same weights; --write puts those rows
+in benchmarks/results/defense_compare.csv with the CPU.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import subprocess
-import sys
 
 import numpy as np
 
