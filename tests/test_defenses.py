@@ -115,12 +115,15 @@ def test_g_of_every_defense_obeys_the_rule_and_the_scores_equal_a_plain_recount(
             assert scores[f"{name}_{acc}_test"] == pytest.approx(100 * right / len(ds.y))
 
 
-def test_no_defense_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(small, tmp_path):
+def test_no_defense_and_not_the_scan_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(small, tmp_path):
     """Without the poisoned files, the clean test file and the attack's facts (removed),
-    every defense stage makes the same nets; and dvc.yaml gives the defense stages no
-    poisoned file, test file or attack fact to read."""
+    every defense stage makes the same nets, and the scan stage on B and those nets writes
+    the same metrics/scan.json, byte for byte; and dvc.yaml gives the defense stages and the
+    scan the clean validation file alone of the data, and no metrics to read."""
+    first = json.loads((small / "metrics/scan.json").read_text())
+    assert set(first) == {"badnet", *DEFENSES}
     root = tmp_path / "proj"
-    shutil.copytree(small, root, ignore=shutil.ignore_patterns("defenses"))
+    shutil.copytree(small, root, ignore=shutil.ignore_patterns("defenses", "scan.json"))
     for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5", "data/cl/test.h5", "metrics/attack.json"):
         (root / rel).unlink()
     info = json.loads((root / "models/badnet.json").read_text())  # how to feed B, nothing of the attack
@@ -130,34 +133,17 @@ def test_no_defense_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(sma
         assert code == 0, (name, err)
         for f in (base.DEFENDED, base.REPAIRED):  # the same weights (the files' metadata name the run)
             load = load_repaired if f == base.REPAIRED else load_badnet
-            again, first = load(root / "models/defenses" / name / f), load(small / "models/defenses" / name / f)
-            assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), first.get_weights())), (name, f)
-    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["defend"]["do"]["deps"]
-    assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
-    assert not [d for d in deps if d.startswith("metrics/")]
-    for script in ("stages/defend.py", "stages/suite_defend.py"):
-        assert "bd_" not in (ROOT / script).read_text()
-
-
-def test_the_scan_reads_no_poisoned_file_no_test_file_and_no_fact_of_the_attack(small, tmp_path):
-    """The scan stage on B and every defended net gives the same metrics/scan.json with the
-    poisoned files, the clean test file and the attack's facts removed; dvc.yaml gives it
-    the clean validation file alone."""
-    code, err = run_stage("scan", small)
-    assert code == 0, err
-    first = json.loads((small / "metrics/scan.json").read_text())
-    assert set(first) == {"badnet", *DEFENSES}
-    root = tmp_path / "proj"
-    shutil.copytree(small, root)
-    for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5", "data/cl/test.h5", "metrics/attack.json",
-                "metrics/scan.json"):
-        (root / rel).unlink()
+            again, made = load(root / "models/defenses" / name / f), load(small / "models/defenses" / name / f)
+            assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), made.get_weights())), (name, f)
     code, err = run_stage("scan", root)
     assert code == 0, err
     assert (root / "metrics/scan.json").read_bytes() == (small / "metrics/scan.json").read_bytes()
-    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["scan"]["deps"]
-    assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
-    assert not [d for d in deps if d.startswith("metrics/")] and "bd_" not in (ROOT / "stages/scan.py").read_text()
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for deps in (stages["defend"]["do"]["deps"], stages["scan"]["deps"]):
+        assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
+        assert not [d for d in deps if d.startswith("metrics/")]
+    for script in ("stages/defend.py", "stages/suite_defend.py", "stages/scan.py"):
+        assert "bd_" not in (ROOT / script).read_text()
 
 
 def test_the_choice_rule_takes_the_first_candidate_that_keeps_the_floor():
@@ -445,6 +431,9 @@ def _logits(model):
     return net
 
 
+CHOICES = ("learning_rate", "threshold", "fraction_pruned")  # the one setting each defense chooses
+
+
 def _defend_all(model, root, input_divisor):
     """Every defense in-process as defend@NAME runs it: {name: (chosen setting, defended net)}."""
     cfg = params.load("defend", root / "params.yaml")
@@ -457,7 +446,7 @@ def _defend_all(model, root, input_divisor):
         clean = base.Clean(valid.x, valid.y, cfg["holdout"], cfg["seed"], input_divisor)
         net, facts = module.defend(model, clean, section, clean.holdout_accuracy(model) - cfg["budget"],
                                    log=lambda s: None)
-        choice = next(facts[k] for k in ("learning_rate", "threshold", "fraction_pruned") if k in facts)
+        choice = next(facts[k] for k in CHOICES if k in facts)
         out[name] = (choice, net)
     return out
 
@@ -471,9 +460,13 @@ def _verdict(net, root, input_divisor):
 
 @pytest.fixture(scope="module")
 def fed(small):
-    """B, fed x / 255, and every defense's (choice, net) on it: both equivalence tests' reference."""
-    b = load_badnet(small / "models/badnet.h5")
-    return b, _defend_all(b, small, 255.0)
+    """B, fed x / 255, and every defense's (choice, net) on it as its defend stage made them:
+    both equivalence tests' reference (the other forms run in-process, as _defend_all does)."""
+    out = {}
+    for name in DEFENSES:
+        facts = json.loads((small / "models/defenses" / name / "defense.json").read_text())
+        out[name] = (next(facts[k] for k in CHOICES if k in facts), _defended(small, name))
+    return load_badnet(small / "models/badnet.h5"), out
 
 
 SCALE_TOLERANCE = 1.5  # points of clean accuracy or ASR: the two forms round x / 255 apart in the last bit
