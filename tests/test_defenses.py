@@ -225,6 +225,73 @@ def test_ft_sam_with_rho_zero_is_plain_fine_tuning():
     assert not all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), sharp.get_weights()))
 
 
+SAU = {"learning_rates": [0.001], "rounds": 1, "bound": 0.2, "pgd_lr": 0.2, "pgd_steps": 5, "beta_1": 0.01,
+       "beta_2": 1.0, "lambda_1": 1.0, "lambda_2": 0.0, "lambda_3": 1.0, "batch_size": 10, "seed": 1}
+
+
+def test_sau_with_only_its_clean_loss_is_plain_fine_tuning_and_with_its_shared_loss_is_not():
+    """lambda_2 = lambda_3 = 0 leaves the clean loss alone: FT with SAU's learning rate and
+    rounds as epochs, weight for weight; the paper's lambda_3 = 1 moves the weights elsewhere."""
+    from badnet_repair.defenses import ft, sau
+
+    b, clean = _tiny()
+    plain, _ = ft.defend(b, clean, {"learning_rates": [0.001], "epochs": 1, "batch_size": 10, "seed": 1}, -1.0,
+                         log=lambda s: None)
+    alone, _ = sau.defend(b, clean, dict(SAU, lambda_3=0.0), -1.0, log=lambda s: None)
+    assert all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), alone.get_weights()))
+    shared, facts = sau.defend(b, clean, SAU, -1.0, log=lambda s: None)
+    assert facts["learning_rate"] == 0.001 and facts["rounds"] == 1
+    assert not all(np.allclose(p, s, atol=1e-6) for p, s in zip(plain.get_weights(), shared.get_weights()))
+    assert all(np.array_equal(w, v) for w, v in zip(b.get_weights(), _tiny()[0].get_weights()))  # B untouched
+
+
+def test_sau_search_stays_in_its_box_moves_by_signed_steps_and_starts_at_the_bound():
+    """Every image's perturbation lies in [-bound, bound], on a grid of the start (+bound) and
+    pgd_lr steps; with no steps it is +bound everywhere, the paper's 'max' start."""
+    import tensorflow as tf
+
+    from badnet_repair.defenses import sau
+
+    b, clean = _tiny()
+    ref = training.copy(b)
+    xb, yb = tf.constant(clean.x[:10]), tf.constant(clean.y[:10])
+    start = sau.shared_perturbation(b, ref, xb, yb, dict(SAU, pgd_steps=0), clean.unit).numpy()
+    assert np.all(start == np.float32(0.2))
+    for bound, lr in ((0.2, 0.2), (0.3, 0.07)):
+        d = sau.shared_perturbation(b, ref, xb, yb, dict(SAU, bound=bound, pgd_lr=lr, pgd_steps=3), clean.unit).numpy()
+        assert d.shape == clean.x[:10].shape and np.all(np.abs(d) <= np.float32(bound) + 1e-7)
+        steps = (bound - d) / lr  # whole steps down from the start, unless clipped at -bound
+        assert np.all(np.isclose(steps, np.round(steps), atol=1e-4) | np.isclose(d, -bound, atol=1e-6)), (bound, lr)
+
+
+@pytest.mark.parametrize("key", ["pgd_lr", "pgd_steps"])
+def test_sau_refuses_a_search_without_a_step_naming_the_param(key):
+    from badnet_repair.defenses import sau
+
+    cfg = params.load("defend", ROOT / "params.yaml")["sau"]
+    assert sau.check(None, cfg, "pool_3") is cfg
+    with pytest.raises(BadInput, match=rf"'defend.sau.{key}' has an out-of-range value 0"):
+        sau.check(None, dict(cfg, **{key: 0}), "pool_3")
+
+
+def test_sau_shared_loss_is_the_papers_formula_computed_by_hand():
+    from badnet_repair.defenses import sau
+
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(6), size=8).astype(np.float32)
+    probs[0] = [0.9995, 0.0001, 0.0001, 0.0001, 0.0001, 0.0001]  # the clamps at work
+    labels = rng.integers(0, 6, 8).astype(np.int32)
+    labels[0] = 0
+    suspect = np.array([True, True, False, True, False, True, True, False])
+    total = 0.0
+    for p, l, s in zip(probs, labels, suspect):
+        if s:
+            pos, neg = float(p[l]), float(sum(p) - p[l])
+            total += -np.log(1e-6 + min(neg, 0.999)) - np.log(1 + 1e-6 - max(pos, 0.001))
+    got = float(sau.shared_loss(probs, labels, suspect))
+    assert got == pytest.approx(total / 2 / len(probs), rel=1e-5)
+
+
 SCAN = {"top_k": 3, "candidates": 2, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
@@ -401,7 +468,7 @@ def test_bad_defend_params_name_the_param(change, message):
 def test_every_defense_module_implements_the_interface_and_the_registry_finds_them_all():
     import inspect
 
-    assert DEFENSES == ["anp", "fine_pruning", "ft", "ft_sam", "i_bau", "nad", "rnp"]
+    assert DEFENSES == ["anp", "fine_pruning", "ft", "ft_sam", "i_bau", "nad", "rnp", "sau"]
     for name in DEFENSES:
         module = defenses.load(name)
         assert isinstance(module.PAPER, str) and module.PAPER and isinstance(module.PARAMS, dict), name
