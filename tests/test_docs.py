@@ -199,7 +199,8 @@ def test_record_replaces_the_rows_of_the_same_key(tmp_path):
 def test_the_readme_claims_hold_for_the_committed_files():
     """The README's sentences about its tables: pruning alone leaves the backdoor (every B'_X
     keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), and no defense
-    meets the target on any BadNet of the suite but I-BAU, which meets it on some, not all."""
+    meets the target on any BadNet of the suite but I-BAU, which meets it on some, not all:
+    on every BadNet of the tuning set."""
     import pandas as pd
 
     readme = README.read_text()
@@ -208,11 +209,16 @@ def test_the_readme_claims_hold_for_the_committed_files():
     for x in yaml.safe_load(docs.git_index("params.yaml"))["prune"]["thresholds"]:
         assert r[f"x{x}_pruned_attack_success_rate"] > 90 and r[f"x{x}_repaired_detection_rate"] < 10, x
     board = pd.read_csv(io.StringIO(docs.git_index("suite/metrics/leaderboard.csv")))
+    board = board[board["poison_rate"] > 0]  # BadNets: a clean net has no backdoor to meet the target on
     met = (board["attack_success_rate_test"] <= 1.0) & \
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
-    assert "On the\ntuning set only I-BAU, the default, meets the target, and not on every BadNet" in readme
+    text = " ".join(readme.split())
+    assert "Only I-BAU, the default, meets the target, and not on every BadNet" in text
+    assert "On the tuning set it meets it on all 8. The other defenses meet it on no BadNet" in text
     assert set(board[met]["defense"]) == {"i_bau"}, board[met]
     assert not met[board["defense"] == "i_bau"].all()
+    tuned = board[(board["set"] == "tuning") & (board["defense"] == "i_bau")]
+    assert len(tuned) == 8 and met[tuned.index].all()
     assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
 
 

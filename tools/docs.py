@@ -343,13 +343,17 @@ def evaluation() -> str:
 
 
 def defense_times() -> str:
-    """Each defense's wall time per BadNet over the suite (suite/metrics/leaderboard.csv)."""
+    """Each defense's wall time per net over the suite (suite/metrics/leaderboard.csv), apart
+    for each CPU that ran nets of the run (benchmarks/results/machines.csv: one row per net)."""
     lb = _leaderboard()
-    cpu = _csv(f"{RESULTS}/machines.csv")
-    where = {r["run"]: r["cpu"] for r in cpu}["leaderboard"]
-    rows = [[d, f"{g['seconds'].mean():.0f}", f"{g['seconds'].max():.0f}", where]
-            for d, g in lb.groupby("defense", sort=False)]
-    return _table(["defense", "mean s per BadNet", "max s", "CPU"], rows, "|---|---:|---:|---|")
+    cpu = {r["name"]: r["cpu"] for r in _csv(f"{RESULTS}/machines.csv")}
+    missing = sorted(set(lb["name"]) - set(cpu))
+    if missing:
+        raise SystemExit(f"{RESULTS}/machines.csv: no CPU for the suite's nets {', '.join(missing)}")
+    lb = lb.assign(cpu=lb["name"].map(cpu))
+    rows = [[d, c, str(g["name"].nunique()), f"{g['seconds'].mean():.0f}", f"{g['seconds'].max():.0f}"]
+            for (d, c), g in lb.groupby(["defense", "cpu"], sort=False)]
+    return _table(["defense", "CPU", "nets", "mean s per net", "max s"], rows, "|---|---|---:|---:|---:|")
 
 
 def raw_pixels() -> str:
