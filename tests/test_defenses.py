@@ -257,6 +257,9 @@ def test_sau_search_stays_in_its_box_moves_by_signed_steps_and_starts_at_the_bou
     xb, yb = tf.constant(clean.x[:10]), tf.constant(clean.y[:10])
     start = sau.shared_perturbation(b, ref, xb, yb, dict(SAU, pgd_steps=0), clean.unit).numpy()
     assert np.all(start == np.float32(0.2))
+    own = tf.argmax(ref(xb), -1, output_type=tf.int32)  # B's clean classes handed in, as the step does
+    assert np.array_equal(sau.shared_perturbation(b, ref, xb, yb, SAU, clean.unit, own).numpy(),
+                          sau.shared_perturbation(b, ref, xb, yb, SAU, clean.unit).numpy())
     for bound, lr in ((0.2, 0.2), (0.3, 0.07)):
         d = sau.shared_perturbation(b, ref, xb, yb, dict(SAU, bound=bound, pgd_lr=lr, pgd_steps=3), clean.unit).numpy()
         assert d.shape == clean.x[:10].shape and np.all(np.abs(d) <= np.float32(bound) + 1e-7)

@@ -46,9 +46,10 @@ def _probabilities(model):
     return tf.nn.softmax if training.outputs_logits(model) else (lambda out: out)
 
 
-def shared_perturbation(net, ref, xb, yb, cfg: dict, unit):
+def shared_perturbation(net, ref, xb, yb, cfg: dict, unit, own_ref=None):
     """Per-image perturbations of [0, 1] images (x as the model is fed + unit * delta),
-    within the L-infinity ball of cfg['bound']: the paper's shared PGD against `net` and `ref`."""
+    within the L-infinity ball of cfg['bound']: the paper's shared PGD against `net` and `ref`.
+    own_ref: ref's classes of the clean batch, where the caller has them already."""
     import tensorflow as tf
 
     from ..model import keras
@@ -62,7 +63,7 @@ def shared_perturbation(net, ref, xb, yb, cfg: dict, unit):
 
     ce_net, ce_ref = per_image_ce(net), per_image_ce(ref)
     orig = tf.argmax(net(xb, training=False), -1)
-    orig_ref = tf.argmax(ref(xb, training=False), -1)
+    orig_ref = tf.argmax(ref(xb, training=False), -1) if own_ref is None else tf.cast(own_ref, tf.int64)
     delta = tf.fill(tf.shape(xb), tf.constant(bound, tf.float32))  # 'max' start, inside the ball
     done = tf.constant(False)
     for _ in range(cfg["pgd_steps"]):
@@ -107,10 +108,10 @@ def unlearn(net, ref, clean, cfg: dict, learning_rate: float) -> None:
     unit = clean.unit
 
     def sau_step(optim, variables, xb, yb, i):
-        delta = shared_perturbation(net, ref, xb, yb, cfg, unit)
+        own_ref = tf.argmax(ref(xb, training=False), -1, output_type=tf.int32)  # B on the clean batch, once
+        delta = shared_perturbation(net, ref, xb, yb, cfg, unit, own_ref)
         xp = xb + delta * unit
         labels_ref = tf.argmax(ref(xp, training=False), -1, output_type=tf.int32)
-        own_ref = tf.argmax(ref(xb, training=False), -1, output_type=tf.int32)
         y = tf.cast(yb, tf.int32)
         suspect = (labels_ref != y) & (labels_ref != own_ref)
         with tf.GradientTape() as tape:
