@@ -5,6 +5,7 @@ paths here are from the repository root, where its commands run."""
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -52,18 +53,59 @@ def badnet_params(name: str, root_params: dict, suite_path=SUITE_PARAMS) -> dict
 
 def run_stages(name: str, steps: list, params: dict, root=BADNETS) -> None:
     """Run stage scripts in order in the BadNet's folder, fed `params` (as its params.yaml);
-    stop at the first that fails, with its exit status (it has printed why)."""
+    stop at the first that fails, with its exit status (it has printed why). They run in this
+    process, each from a cleared Keras session, as `python stages/SCRIPT ARGS` would run them:
+    a new Python per step spent about 3 s importing TensorFlow, 9 times per BadNet. With
+    BADNET_REPAIR_STEP_PROCESSES=1 each runs in a Python of its own; the bytes are the same
+    (tests/test_suite.py's two-clone test runs one clone so)."""
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
+    own = os.environ.get(STEP_PROCESSES, "") not in ("", "0")
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f".{name}.params.", dir=folder.parent) as f:
         yaml.safe_dump(params, f, sort_keys=False)
         f.flush()
-        env = dict(os.environ, **{PARAMS_ENV: f.name})
         for script, *args in steps:
             print(f"{name}: {script} {' '.join(args)}".rstrip(), flush=True)
-            code = subprocess.run([sys.executable, str(STAGES / script), *args], cwd=folder, env=env).returncode
+            if own:
+                code = subprocess.run([sys.executable, str(STAGES / script), *args], cwd=folder,
+                                      env=dict(os.environ, **{PARAMS_ENV: f.name})).returncode
+            else:
+                code = _run_here(STAGES / script, args, folder, {PARAMS_ENV: f.name})
             if code:
                 raise SystemExit(code)
+
+
+STEP_PROCESSES = "BADNET_REPAIR_STEP_PROCESSES"
+
+
+def _run_here(script: Path, args: list, cwd: Path, env: dict) -> int:
+    """`python script args` in `cwd` with `env` added, run in this process: its exit status."""
+    from .model import keras
+
+    keras.backend.clear_session()  # a new Python's state: layer names, Keras's seed generator
+    saved = {k: os.environ.get(k) for k in env}
+    argv, here = sys.argv, os.getcwd()
+    os.environ.update(env)
+    sys.argv = [str(script), *map(str, args)]
+    os.chdir(cwd)
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+        return 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # sys.exit("message"), as Python itself would show it
+        return 1
+    finally:
+        os.chdir(here)
+        sys.argv = argv
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 DEFENSE_TIMES = "metrics/defense_times.json"  # per BadNet: each defense's seconds, beside its scores

@@ -202,8 +202,10 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
     """docs/sharing.md, as written, with a local-directory remote: clone A runs one BadNet's
     stages and `dvc push --run-cache`, clone B the other's; clone C, which ran nothing,
     `dvc repro --pull` restores both from the remote and runs only the small stages: each
-    net's scores, the table and the leaderboard. Every file C gets, its table and its leaderboard equal the single-machine
-    run's (the fixture's) byte for byte, except the wall times, which are A's and B's own."""
+    net's scores, the table and the leaderboard. Every file C gets, its table and its
+    leaderboard equal the single-machine run's (the fixture's) byte for byte, except the wall
+    times, which are A's and B's own. A runs each step of its stages in a Python of its own,
+    B and the fixture in the stage's: suite.run_stages's two ways give the same bytes."""
     root, env, _, _, _ = killed_and_resumed
     dvc = str(BIN / "dvc")
     clones = {c: tmp_path / c for c in "abc"}
@@ -214,7 +216,9 @@ def test_two_clones_split_the_suite_through_a_remote_and_a_third_builds_the_same
              "tuning": [n for n in TUNED if n in SHARED]}, sort_keys=False))
         _run([dvc, "remote", "add", "-d", "shared", str(tmp_path / "remote")], path / "suite", env)
     for c, name in zip("ab", SHARED):
-        ran = _ran(_run([dvc, "repro", f"prune@{name}", f"defend@{name}"], clones[c] / "suite", env))
+        # A runs each step in a Python of its own, B (and the fixture) all in the stage's: the same bytes
+        own = dict(env, **{suite.STEP_PROCESSES: "1" if c == "a" else "0"})
+        ran = _ran(_run([dvc, "repro", f"prune@{name}", f"defend@{name}"], clones[c] / "suite", own))
         assert sorted(ran) == sorted(f"{s}@{name}" for s in ("badnet", "prune", "defend")), ran
         _run([dvc, "push", "--run-cache"], clones[c] / "suite", env)
     c = clones["c"]

@@ -207,6 +207,8 @@ def _project(tmp_path, faces, model_path, layer):
     doc["defend"]["fine_pruning"].update(epochs=2)
     doc["defend"]["ft"].update(epochs=2)
     doc["defend"]["i_bau"].update(rounds=2, recover_epochs=2)
+    doc["defend"]["sau"].update(pgd_steps=2)  # the search and the step both run; how far is tests/test_defenses.py's
+    doc["scan"].update(candidates=2)  # B and every defended net scanned, 2 classes verified each, not 5 (K is 6)
     (root / "params.yaml").write_text(yaml.safe_dump(doc))
     return root
 
