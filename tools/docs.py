@@ -317,6 +317,29 @@ def commands() -> str:
                   [[r["command"], r["cpu"], r["wall_time"], r["beside"]] for r in rows], "|---|---|---:|---|")
 
 
+
+def tests() -> str:
+    """The tests' slowest parts (pytest's --durations) in a fresh clone, solo, before and after
+    issue 23's cuts (benchmarks/results/tests.csv)."""
+    rows = _csv(f"{RESULTS}/tests.csv")
+    head = (f"Before: {rows[0]['before_run']}. After: {rows[0]['after_run']}. "
+            f"CPU: {rows[0]['cpu']}, 2 cores.\n\n")
+    return head + _table(["part", "before (s)", "after (s)", "after / before"],
+                         [[r["part"], r["before_seconds"], r["after_seconds"],
+                           f"{float(r['after_seconds']) / float(r['before_seconds']):.2f}"] for r in rows],
+                         "|---|---:|---:|---:|")
+
+
+def suite_steps() -> str:
+    """benchmarks/suite_steps.py: a suite BadNet's steps in one Python against one each
+    (benchmarks/results/suite_steps.csv)."""
+    rows = _csv(f"{RESULTS}/suite_steps.csv")
+    return _table(["net", "steps in one Python (s)", "a Python per step (s)", "ratio", "same bytes", "measured beside",
+                   "CPU"],
+                  [[r["net"], r["one_python_seconds"], r["python_per_step_seconds"], f"**{r['ratio']}×**",
+                    f"{r['same_bytes']} ({r['files']} files)", r["beside"], r["cpu"]] for r in rows],
+                  "|---|---:|---:|---:|---|---|---|")
+
 def sweep() -> str:
     """benchmarks/sweep.py's rows (benchmarks/results/sweep.csv)."""
     rows = _csv(f"{RESULTS}/sweep.csv")
@@ -429,7 +452,7 @@ def scan_calibration() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop,
-                                     family_strength, defense_compare)}
+                                     family_strength, defense_compare, tests, suite_steps)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
