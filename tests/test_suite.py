@@ -55,6 +55,28 @@ def test_badnet_params_are_the_roots_with_the_entrys_changes(tmp_path):
         suite.badnet_params("x", root, tmp_path / "s.yaml")
 
 
+
+@pytest.mark.parametrize("own", ["0", "1"], ids=["one Python", "a Python per step"])
+def test_a_failing_step_stops_its_suite_stage_with_its_one_line_either_way(tmp_path, monkeypatch, capfd, own):
+    """A step that fails (here fetch-data on a bad data.source) ends the stage with its exit
+    status and its one line, the next step never starts, and, run in the stage's Python, it
+    leaves the working directory, argv and environment as they were."""
+    from badnet_repair.params import PARAMS_ENV
+
+    monkeypatch.setenv(suite.STEP_PROCESSES, own)
+    monkeypatch.delenv(PARAMS_ENV, raising=False)
+    data = dict(yaml.safe_load((ROOT / "presets/small.yaml").read_text())["data"], source="nowhere")
+    cwd, argv = os.getcwd(), list(sys.argv)
+    with pytest.raises(SystemExit) as exc:
+        suite.run_stages("net", [["fetch_data.py"], ["baseline.py"]], {"data": data}, root=tmp_path)
+    assert exc.value.code == 1
+    out, err = capfd.readouterr()
+    assert [l for l in out.splitlines() if l.startswith("net: ")] == ["net: fetch_data.py"]
+    errors = [l for l in err.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and "data.source" in errors[0], err
+    assert os.getcwd() == cwd and sys.argv == argv and PARAMS_ENV not in os.environ
+    assert [p.name for p in tmp_path.iterdir()] == ["net"] and not any((tmp_path / "net").iterdir())  # nor the params file
+
 def test_committed_suite_params_name_known_attacks_and_keys():
     from badnet_repair.families import FAMILIES
     from badnet_repair.synthetic import ATTACKS
