@@ -107,3 +107,29 @@ def test_the_in_process_runs_take_every_stage_of_dvc_yaml_after_fetch_data():
     stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     ran = list(dict.fromkeys(name.replace("_", "-") for name, *_ in after_fetch([1.0])))
     assert ran == [s for s in stages if s not in ("fetch-data", "plots-template")]
+
+
+def test_the_committed_lock_holds_every_code_dep_at_its_file_s_hash():
+    """dvc.lock (the default run's) records each stage's code at the hash of the file as
+    committed, so a fresh clone's `dvc status` lists outputs to make, not code that changed
+    since the run. After editing a module, run `dvc repro` and commit dvc.lock (or, where
+    only the file moved on, its md5 and size there)."""
+    import hashlib
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    current = set()  # the stages dvc.yaml makes from params.yaml (the lock also keeps older runs' entries)
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        items = {"${prune.thresholds}": params["prune"]["thresholds"],
+                 "${defend.names}": params["defend"]["names"]}.get(stage.get("foreach"))
+        current |= {f"{name}@{x}" for x in items} if items is not None else {name}
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    assert current <= set(lock), sorted(current - set(lock))
+    stale = []
+    for name in sorted(current):
+        for dep in lock[name].get("deps", []):
+            path = ROOT / dep["path"]
+            if dep["path"].endswith(".py") and path.is_file():
+                data = path.read_bytes()
+                if dep["md5"] != hashlib.md5(data).hexdigest() or dep["size"] != len(data):
+                    stale.append(f"{name}: {dep['path']}")
+    assert not stale, stale
