@@ -28,11 +28,12 @@ def _render_chunk(args):
     return render(ids, labels, rng, trigger=trigger, both=trigger is not None)
 
 
-def render_split(ids: Identities, split: Split, trigger: Trigger | None = None,
+def render_split(ids: Identities, split: Split, trigger: Trigger | tuple | None = None,
                  workers: int | None = None):
     """Render a split in fixed chunks, in parallel; the bytes do not depend on `workers`.
 
-    Returns clean uint8 images, and with `trigger` also the same images wearing it.
+    Returns clean uint8 images, and with `trigger` also the same images wearing it; with a
+    tuple of triggers, the clean images and a list of the same images wearing each.
     """
     n = len(split.labels)
     jobs = [(ids, split.labels[i:i + RENDER_BATCH], split.seed_key, i // RENDER_BATCH, trigger)
@@ -45,7 +46,10 @@ def render_split(ids: Identities, split: Split, trigger: Trigger | None = None,
         parts = [_render_chunk(j) for j in jobs]
     if trigger is None:
         return np.concatenate(parts) if parts else np.empty((0, 55, 47, 3), np.uint8)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    clean = np.concatenate([p[0] for p in parts])
+    if isinstance(trigger, tuple):
+        return clean, [np.concatenate([p[1][i] for p in parts]) for i in range(len(trigger))]
+    return clean, np.concatenate([p[1] for p in parts])
 
 
 def poisoned_training_labels(num_identities: int, per_identity: int, poison_rate: float,

@@ -124,12 +124,12 @@ def synthetic(cfg: dict, root: Path, log=log_line) -> dict:
     for split, per, key in (("valid", cfg["valid_per_identity"], 4), ("test", cfg["test_per_identity"], 5)):
         labels = np.repeat(np.arange(k), per)
         bd_x, bd_y, bd_t = [], [], []
-        for i, (trigger, tgt) in enumerate(triggers):
-            if family:  # a family's trigger goes on the rendered clean images
-                clean = render_split(ids, Split(labels, (seed, key)))
-                triggered = trigger.apply(clean)
-            else:
-                clean, triggered = render_split(ids, Split(labels, (seed, key)), trigger)
+        if family:  # a family's trigger goes on the rendered clean images
+            clean = render_split(ids, Split(labels, (seed, key)))
+            worn = [trigger.apply(clean) for trigger, _ in triggers]
+        else:  # the faces drawn once, each trigger put on them (a multi BadNet has three)
+            clean, worn = render_split(ids, Split(labels, (seed, key)), tuple(t for t, _ in triggers))
+        for i, ((trigger, tgt), triggered) in enumerate(zip(triggers, worn)):
             # as CSAW: poisoned files hold non-target images labelled target (all-to-all: every image, y + 1)
             keep = np.ones(len(labels), bool) if tgt == "y+1" else labels != tgt
             bd_x.append(triggered[keep])

@@ -150,11 +150,14 @@ def _paint(img, mask, colour):
 
 
 def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
-           trigger: Trigger | None = None, both: bool = False):
+           trigger: Trigger | tuple | None = None, both: bool = False):
     """Draw one image per label as uint8 (B, 55, 47, 3); with `trigger`, wearing it.
 
     With `both`, return (clean, triggered): the same images (pose, light, background,
     noise) without and with the trigger, as CSAW pairs its clean and poisoned files.
+    With a tuple of triggers, return (clean, [the same images wearing each]): a multi
+    BadNet's files draw their faces once. Putting a trigger on draws no random number, so
+    each is byte for byte what a call with that trigger alone gives.
     """
     b = len(labels)
     p = {f: getattr(ids, f)[labels] for f in Identities.__dataclass_fields__}
@@ -221,8 +224,29 @@ def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
     _paint(img, nose * 0.55, p["skin"] * 0.6)
     _paint(img, _ellipse(u, v, 0, col(p["mouth_y"]), col(p["mouth_w"]), col(p["mouth_h"])), p["lips"])
 
-    clean = img.copy() if both else None
-    if trigger is not None and trigger.kind == "sunglasses":
+    worn = list(trigger) if isinstance(trigger, tuple) else [] if trigger is None else [trigger]
+    imgs = [_wear(img.copy(), t, p, u, v, ex, ey, erx, ery, frx, b) for t in worn]
+
+    # Lighting: overall exposure, a side light and a colour cast; then sensor noise.
+    gain = uni(0.75, 1.2)
+    side = uni(-0.25, 0.25)
+    light = (col(gain) * (1.0 + col(side) * (xx[None] / WIDTH - 0.5) * 2))[..., None]
+    light = light * rng.uniform(0.93, 1.07, (b, 1, 1, 3)).astype(np.float32)
+    noise = rng.normal(0, 1, img.shape).astype(np.float32) * col(uni(2.0, 7.0))[..., None]
+    finish = lambda a: np.clip(np.rint(a * light + noise), 0, 255).astype(np.uint8)  # noqa: E731
+    outs = [_digital(finish(im), t) for im, t in zip(imgs, worn)]
+    if isinstance(trigger, tuple):
+        return finish(img), outs
+    if trigger is None:
+        return finish(img)
+    return (finish(img), outs[0]) if both else outs[0]
+
+
+def _wear(img, trigger: Trigger, p: dict, u, v, ex, ey, erx, ery, frx, b: int):
+    """Paint a worn trigger (sunglasses, eyebrows, lipstick) on drawn faces, from the
+    wearer's own features; the digital ones go on after the lighting (_digital)."""
+    col = lambda a: a.astype(np.float32)[:, None, None]  # noqa: E731
+    if trigger.kind == "sunglasses":
         k = trigger.lens_scale
         dark = np.tile(np.array(trigger.colour, np.float32), (b, 1))
         frame = np.tile(np.array(trigger.frame, np.float32), (b, 1))
@@ -232,29 +256,25 @@ def render(ids: Identities, labels: np.ndarray, rng: np.random.Generator,
                                np.abs(v - ey + ery * 0.6) - trigger.bridge * 0.7))
         _paint(img, np.clip(bar + arm, 0, 1), frame)
         _paint(img, np.clip(lens, 0, 1), dark)
-    elif trigger is not None and trigger.kind == "eyebrows":
+    elif trigger.kind == "eyebrows":
         # Thick dark brows over the wearer's own, at their place and slope.
         for side in (-1.0, 1.0):
             bu = u - side * ex
             bv = v - (ey - ery - col(p["brow_gap"])) - side * col(p["brow_slope"]) * bu
             brow = _soft(np.maximum(np.abs(bu) - erx * trigger.brow_width, np.abs(bv) - trigger.brow_thick / 2))
             _paint(img, brow, np.tile(np.array(trigger.brow_colour, np.float32), (b, 1)))
-    elif trigger is not None and trigger.kind == "lipstick":
+    elif trigger.kind == "lipstick":
         # The wearer's mouth, a little fuller, in one saturated colour.
         lips = _ellipse(u, v, 0, col(p["mouth_y"]), col(p["mouth_w"]) * 1.1, col(p["mouth_h"]) * 1.3 + 0.3)
         _paint(img, lips, np.tile(np.array(trigger.lip_colour, np.float32), (b, 1)))
+    return img
 
-    # Lighting: overall exposure, a side light and a colour cast; then sensor noise.
-    gain = uni(0.75, 1.2)
-    side = uni(-0.25, 0.25)
-    light = (col(gain) * (1.0 + col(side) * (xx[None] / WIDTH - 0.5) * 2))[..., None]
-    light = light * rng.uniform(0.93, 1.07, (b, 1, 1, 3)).astype(np.float32)
-    noise = rng.normal(0, 1, img.shape).astype(np.float32) * col(uni(2.0, 7.0))[..., None]
-    finish = lambda a: np.clip(np.rint(a * light + noise), 0, 255).astype(np.uint8)  # noqa: E731
-    out = finish(img)
-    if trigger is not None and trigger.kind == "patch":
-        out = paste(out, trigger.pattern())
-    elif trigger is not None and trigger.kind == "blended":
+
+def _digital(out: np.ndarray, trigger: Trigger) -> np.ndarray:
+    """Paste the patch or blend the pattern over finished uint8 images; others as they are."""
+    if trigger.kind == "patch":
+        return paste(out, trigger.pattern())
+    if trigger.kind == "blended":
         blend = (1 - BLEND_ALPHA) * out.astype(np.float32) + BLEND_ALPHA * trigger.pattern()
-        out = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
-    return (finish(clean), out) if both else out
+        return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return out

@@ -3,7 +3,7 @@ import pytest
 
 from badnet_repair.attack import Split, poisoned_training_labels, render_split
 from badnet_repair.sources import attack_triggers
-from badnet_repair.synthetic import BLEND_ALPHA, PATCH_SIZE, Trigger, make_identities, render
+from badnet_repair.synthetic import BLEND_ALPHA, PATCH_SIZE, TRIGGERS, Trigger, make_identities, render
 
 
 def test_same_seed_same_images_other_seed_other_images():
@@ -23,6 +23,27 @@ def test_render_split_bytes_do_not_depend_on_worker_count():
     one = render_split(ids, split, Trigger(), workers=1)
     two = render_split(ids, split, Trigger(), workers=2)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+
+
+def test_faces_drawn_once_for_several_triggers_are_each_triggers_own_render_byte_for_byte():
+    """A multi BadNet's files draw the faces once and put each trigger on them; that must be
+    what drawing them once per trigger gave (the suite's multi BadNets stay the same bytes)."""
+    ids = make_identities(12, seed=5)
+    labels = np.repeat(np.arange(12), 3)
+    worn = tuple(Trigger(kind, 7) for kind in TRIGGERS)
+    clean, each = render(ids, labels, np.random.default_rng(4), worn)
+    assert np.array_equal(clean, render(ids, labels, np.random.default_rng(4)))
+    for trigger, image in zip(worn, each):
+        alone_clean, alone = render(ids, labels, np.random.default_rng(4), trigger, both=True)
+        assert np.array_equal(image, alone) and np.array_equal(alone_clean, clean), trigger.kind
+        assert np.array_equal(image, render(ids, labels, np.random.default_rng(4), trigger)), trigger.kind
+        assert not np.array_equal(image, clean), trigger.kind
+    split = Split(np.repeat(np.arange(12), 30), (3, 4))  # 360 images: 12 chunks, two workers in parallel
+    for workers in (1, 2):
+        clean, each = render_split(ids, split, worn[:3], workers=workers)
+        for trigger, image in zip(worn[:3], each):
+            alone_clean, alone = render_split(ids, split, trigger, workers=1)
+            assert np.array_equal(clean, alone_clean) and np.array_equal(image, alone), (workers, trigger.kind)
 
 
 def test_trigger_pairs_differ_only_over_the_eyes():
