@@ -1,8 +1,9 @@
 """Whole-pipeline timings, in a temporary git clone of this repository:
 
-    python benchmarks/pipeline.py                 # the default params (about 10 minutes on 2 cores)
+    python benchmarks/pipeline.py                 # the default params (20 to 35 minutes on 2 cores, by CPU)
     python benchmarks/pipeline.py --preset small  # presets/small.yaml (about 2 minutes)
     python benchmarks/pipeline.py --preset small --rev e1c3c62   # the same at an earlier commit
+    python benchmarks/pipeline.py --out --beside nothing         # and record it (benchmarks/results/pipeline.csv)
 
 Measures the whole `dvc repro` from scratch (and each stage in it), a no-op `dvc repro`,
 a `dvc repro` after dropping the last of `prune.thresholds`, then after putting it back
@@ -22,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tools"))  # docs: machine(), record()
+
+import docs  # noqa: E402
 
 
 def timed(cmd, cwd, env, echo=False):
@@ -51,6 +55,8 @@ def main() -> None:
     ap.add_argument("--preset", choices=["default", "small"], default="default")
     ap.add_argument("--echo", action="store_true", help="show the stages' own output")
     ap.add_argument("--rev", default="HEAD", help="the commit to time (default: HEAD)")
+    ap.add_argument("--out", action="store_true", help="record the figures in benchmarks/results/pipeline.csv")
+    ap.add_argument("--beside", default="nothing", help="what ran beside it, for the CSV")
     args = ap.parse_args()
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     dvc = str(BIN / "dvc")
@@ -58,6 +64,8 @@ def main() -> None:
         repo = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
         subprocess.run(["git", "checkout", "-q", args.rev], cwd=repo, check=True)
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, check=True, capture_output=True,
+                             text=True).stdout.strip()
         env["PYTHONPATH"] = str(repo)  # the clone's package, not the one installed from this checkout
         if args.preset == "small":
             shutil.copyfile(repo / "presets" / "small.yaml", repo / "params.yaml")
@@ -83,6 +91,12 @@ def main() -> None:
           f"{', '.join(s for s, _ in rerun_stages) or 'nothing'}) | {rerun:.1f} s |")
     print(f"| `dvc repro` after putting it back (ran: {', '.join(s for s, _ in back_stages) or 'nothing'}) "
           f"| {back:.1f} s |")
+    if args.out:
+        runs = [("whole", "`dvc repro` from scratch", full)] + [(n, n, t) for n, t in stages] + [
+            ("noop", "no-op `dvc repro`", noop)]
+        rows = [{"key": f"{args.preset}:{rev}:{key}", "preset": args.preset, "rev": rev, "run": run,
+                 "seconds": f"{secs:.1f}", "beside": args.beside, "cpu": docs.machine()} for key, run, secs in runs]
+        print(f"recorded in {docs.record('pipeline', rows)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ CONFIGS = {  # name: what differs from the pipeline's training
     "no-determinism": "the same, op determinism off",
     "batch-512": "batch 512",
     "batch-128": "batch 128",
+    "batch-64": "batch 64 (fine-tuning's and the defenses')",
     "xla": "jit_compile=True",
     "tf-function-step": "a plain tf.function train step over numpy batches, op determinism on",
     "inter-op-1": "inter-op threads 1 (intra-op left to TensorFlow)",
@@ -57,7 +58,7 @@ def _measure(name: str, n: int, epochs: int) -> dict:
         from tensorflow.python.framework import config as tf_config
 
         tf_config.disable_op_determinism()
-    batch = {"batch-512": 512, "batch-128": 128, "batch-1024": 1024, "steps-per-execution-8-batch-512": 512}.get(name, 256)
+    batch = {"batch-512": 512, "batch-128": 128, "batch-64": 64, "batch-1024": 1024, "steps-per-execution-8-batch-512": 512}.get(name, 256)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 55, 47, 3)).astype(np.float32) / np.float32(255)
     y = rng.integers(0, 1283, n)
@@ -134,8 +135,8 @@ def main() -> None:
         import docs  # tools/docs.py: record(), machine()
 
         cpu = docs.machine()
-        print("recorded in", docs.record("training", [
-            {"key": r["name"], "config": r["name"], "what": CONFIGS[r["name"]],
+        print("recorded in", docs.record("training", [  # a row per config and CPU
+            {"key": f"{r['name']} on {cpu}", "config": r["name"], "what": CONFIGS[r["name"]],
              "images_per_s": f"{r['images_per_second']:.0f}", "ratio": f"{r['images_per_second'] / base:.2f}",
              "cpu": cpu} for r in rows]))
 

@@ -310,12 +310,18 @@ def params() -> str:
                   [[f"`{k}`", value(v), PARAM_DOCS[k]] for k, v in leaves(doc)], "|---|---|---|")
 
 
-def commands() -> str:
-    """The README's two commands, timed in a fresh clone (benchmarks/results/commands.csv)."""
-    rows = _csv(f"{RESULTS}/commands.csv")
+def commands(every_cpu: bool = False) -> str:
+    """The README's two commands, timed in a fresh clone (benchmarks/results/commands.csv):
+    the README shows the rows keyed `repro` and `pytest`, docs/speed.md every CPU's."""
+    rows = [r for r in _csv(f"{RESULTS}/commands.csv") if every_cpu or r["key"] in ("repro", "pytest")]
     return _table(["command", "CPU (`lscpu`), 2 cores", "wall time", "measured beside"],
                   [[r["command"], r["cpu"], r["wall_time"], r["beside"]] for r in rows], "|---|---|---:|---|")
 
+
+
+def commands_by_cpu() -> str:
+    """Every timing of the two commands, on every CPU (benchmarks/results/commands.csv)."""
+    return commands(every_cpu=True)
 
 
 def tests() -> str:
@@ -339,6 +345,33 @@ def suite_steps() -> str:
                   [[r["net"], r["one_python_seconds"], r["python_per_step_seconds"], f"**{r['ratio']}×**",
                     f"{r['same_bytes']} ({r['files']} files)", r["beside"], r["cpu"]] for r in rows],
                   "|---|---:|---:|---:|---|---|---|")
+
+def pipeline() -> str:
+    """benchmarks/pipeline.py --out: a whole `dvc repro` in a fresh clone, stage by stage
+    (benchmarks/results/pipeline.csv), one table per preset, commit and CPU."""
+    groups: dict = {}
+    for r in _csv(f"{RESULTS}/pipeline.csv"):
+        groups.setdefault((r["preset"], r["rev"], r["cpu"], r["beside"]), []).append(r)
+    out = []
+    for (preset, rev, cpu, beside), rows in groups.items():
+        whole = next(float(r["seconds"]) for r in rows if r["run"].startswith("`dvc repro` from scratch"))
+        out.append(f"The {preset} params at {rev}, {cpu}, 2 cores, measured beside: {beside}.\n\n" + _table(
+            ["run", "seconds", "share of the whole"],
+            [[r["run"], r["seconds"], "" if r["run"].startswith("no-op") else f"{100 * float(r['seconds']) / whole:.0f} %"]
+             for r in rows], "|---|---:|---:|"))
+    return "\n\n".join(out)
+
+
+def drawing() -> str:
+    """benchmarks/render.py: a multi BadNet's clean images drawn once per trigger against
+    once for all (benchmarks/results/render.csv)."""
+    rows = _csv(f"{RESULTS}/render.csv")
+    return _table(["images drawn", "once per trigger (s)", "once for all (s)", "ratio", "same bytes",
+                   "`_paint`'s share of a drawing", "measured beside", "CPU"],
+                  [[r["what"], r["per_trigger_seconds"], r["one_pass_seconds"], f"**{r['ratio']}×**", r["same_bytes"],
+                    f"{100 * float(r['paint_share']):.0f} %", r["beside"], r["cpu"]] for r in rows],
+                  "|---|---:|---:|---:|---|---:|---|---|")
+
 
 def sweep() -> str:
     """benchmarks/sweep.py's rows (benchmarks/results/sweep.csv)."""
@@ -449,7 +482,7 @@ def scan_calibration() -> str:
             f"**{scan.calibrate(rows, threshold):g}** (threshold {threshold:g}, margin 2).\n")
 
 
-RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
+RENDERERS = {f.__name__: f for f in (pipeline, drawing, commands_by_cpu, mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop,
                                      family_strength, defense_compare, tests, suite_steps)}
