@@ -317,8 +317,6 @@ def commands(every_cpu: bool = False) -> str:
     return _table(["command", "CPU (`lscpu`), 2 cores", "wall time", "measured beside"],
                   [[r["command"], r["cpu"], r["wall_time"], r["beside"]] for r in rows], "|---|---|---:|---|")
 
-
-
 def commands_by_cpu() -> str:
     """Every timing of the two commands, on every CPU (benchmarks/results/commands.csv)."""
     return commands(every_cpu=True)
@@ -345,6 +343,7 @@ def suite_steps() -> str:
                   [[r["net"], r["one_python_seconds"], r["python_per_step_seconds"], f"**{r['ratio']}×**",
                     f"{r['same_bytes']} ({r['files']} files)", r["beside"], r["cpu"]] for r in rows],
                   "|---|---:|---:|---:|---|---|---|")
+
 
 def pipeline() -> str:
     """benchmarks/pipeline.py --out: a whole `dvc repro` in a fresh clone, stage by stage
@@ -482,10 +481,11 @@ def scan_calibration() -> str:
             f"**{scan.calibrate(rows, threshold):g}** (threshold {threshold:g}, margin 2).\n")
 
 
-RENDERERS = {f.__name__: f for f in (pipeline, drawing, commands_by_cpu, mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
+RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop,
-                                     family_strength, defense_compare, tests, suite_steps)}
+                                     family_strength, defense_compare, tests, suite_steps, pipeline, drawing,
+                                     commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
