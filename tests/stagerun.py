@@ -31,7 +31,7 @@ def run_stage(name, root, *args):
 def after_fetch(thresholds, defenses=("fine_pruning", "ft")):
     """The stages after fetch-data, with the per-threshold and per-defense ones once per X
     and defense, in dvc.yaml's order (tests/test_dvc_yaml.py holds the two to the same stages)."""
-    return ([("baseline",), ("activations",), ("prune_sweep",), ("prune_orders",)]
+    return ([("baseline",), ("activations",), ("prune_sweep",), ("prune_orders",), ("orders_kept",)]
             + [("export_variants", f"{x:g}") for x in thresholds]
             + [("fine_prune", f"{x:g}") for x in thresholds]
             + [("evaluate_repaired",)] + [("defend", d) for d in defenses] + [("scan",), ("evaluate_defenses",), ("detector",), ("report",)])

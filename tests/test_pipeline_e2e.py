@@ -22,7 +22,7 @@ DEFENSES_DEFAULT = "fine_pruning"
 
 def _stages(thresholds):
     """Every stage of dvc.yaml in the order `dvc repro` runs them, for these thresholds."""
-    return (["fetch-data", "baseline", "activations", "prune-sweep", "prune-orders"]
+    return (["fetch-data", "baseline", "activations", "prune-sweep", "prune-orders", "orders-kept"]
             + [f"export-variants@{x}" for x in thresholds] + [f"fine-prune@{x}" for x in thresholds]
             + ["evaluate-repaired"] + [f"defend@{d}" for d in DEFENSES]
             + ["scan", "evaluate-defenses", "detector", "report", "plots-template"])
@@ -56,7 +56,8 @@ def _same_run(ran, expected):
     assert sorted(ran) == sorted(expected), (ran, expected)
     at = {s: i for i, s in enumerate(ran)}
     xs = [s.split("@")[1] for s in ran if s.startswith("export-variants@")]
-    edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"), ("activations", "prune-orders"), ("prune-orders", "report"),
+    edges = [("fetch-data", "baseline"), ("fetch-data", "activations"), ("activations", "prune-sweep"), ("activations", "prune-orders"), ("prune-orders", "orders-kept"),
+             ("orders-kept", "report"),
              ("baseline", "report"), ("evaluate-repaired", "report"), ("evaluate-defenses", "report"),
              ("scan", "report"), ("scan", "evaluate-defenses"), ("scan", "detector")]
     edges += [e for d in DEFENSES for e in (("fetch-data", f"defend@{d}"), (f"defend@{d}", "evaluate-defenses"),
@@ -254,14 +255,14 @@ def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_prese
 
 
 def test_thresholds_experiment_runs_only_the_new_thresholds(repo):
-    """A new X runs its own export-variants@X and fine-prune@X; the X kept are not re-run
-    (prune-orders, which keeps B' per X in both orders, runs again: its sweeps are cheap)."""
+    """A new X runs its own export-variants@X and fine-prune@X; the X kept are not re-run,
+    nor are the two orders' sweeps (prune-orders): orders-kept reads B' per X from them."""
     from badnet_repair import variants
 
     root, env = repo
     dvc = str(BIN / "dvc")
     out = _run([dvc, "exp", "run", "-S", "prune.thresholds=[1,10]"], root, env)
-    assert sorted(_ran(out)) == sorted(["prune-orders", "export-variants@1", "fine-prune@1", "evaluate-repaired",
+    assert sorted(_ran(out)) == sorted(["orders-kept", "export-variants@1", "fine-prune@1", "evaluate-repaired",
                                         "report"])
     diff = json.loads(_run([dvc, "metrics", "diff", "--json"], root, env))
     changed = diff["metrics/repaired.json"]
@@ -480,7 +481,7 @@ def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, 
         # each runs what its params touch; a stage the run-cache holds (the run-cache and
         # thresholds tests ran descending and X = 1) comes back without running
         assert {"export-variants@3", "fine-prune@3", "evaluate-repaired"} <= ran <= {
-            "prune-sweep", "prune-orders", "evaluate-repaired", "report",
+            "prune-sweep", "orders-kept", "evaluate-repaired", "report",
             *(f"{s}@{x}" for s in ("export-variants", "fine-prune") for x in (1, 2, 3))}, (orders[name], ran)
         if orders[name] == "ascending":  # the committed run's order: X = 2 is kept as it was
             assert not ran & {"prune-sweep", "export-variants@2", "fine-prune@2"}, ran
