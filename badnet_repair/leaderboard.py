@@ -5,6 +5,7 @@ once its stages have run (scores.py). Apart from suite.py and scores.py, which t
 stages run, so a change here re-runs only the table and the leaderboard."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,19 @@ def tuning(path=SUITE_PARAMS) -> list:
 
 
 TABLE = "suite/metrics/badnets.csv"
+
+
+def scored(names, root=SCORES) -> list:
+    """The nets of `names` whose scores file exists, in `names`' order; the others, whose
+    scores@ has not run yet, are named on stderr. The table and the leaderboard are built
+    from these: a suite run across sessions or machines shows what has finished."""
+    here = [n for n in names if (Path(root) / f"{n}.json").is_file()]
+    if not here:
+        raise BadInput(f"{root}: no net of the suite has scores yet; run `cd suite && dvc repro`")
+    missing = [n for n in names if n not in here]
+    if missing:
+        print(f"not run yet (no scores in {root}): {', '.join(missing)}", file=sys.stderr)
+    return here
 
 
 def _row(name: str, root: Path) -> dict:

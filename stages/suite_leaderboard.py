@@ -1,6 +1,7 @@
 """suite leaderboard: suite/metrics/leaderboard.csv, one row per (net, defense), each net
 marked tuning or evaluation (suite/params.yaml: tuning), and suite/plots/leaderboard.png
-(ASR against clean loss)."""
+(ASR against clean loss). Built from the nets whose scores are in; the nets not run yet are
+named on stderr."""
 from badnet_repair import leaderboard, suite
 from badnet_repair.atomic import atomic_path
 from badnet_repair.errors import cli
@@ -10,7 +11,8 @@ OUT, FIGURE = leaderboard.LEADERBOARD, leaderboard.LEADERBOARD_PLOT
 
 @cli
 def main():
-    rows = leaderboard.leaderboard(suite.entries(), suite.defenses(), leaderboard.tuning())
+    names = leaderboard.scored(suite.entries())
+    rows = leaderboard.leaderboard(names, suite.defenses(), leaderboard.tuning())
     with atomic_path(OUT) as tmp:
         rows.to_csv(tmp, index=False)
     leaderboard.figure(rows, FIGURE)

@@ -214,11 +214,12 @@ def test_the_readme_claims_hold_for_the_committed_files():
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
     text = " ".join(readme.split())
     assert "Only I-BAU, the default, meets the target, and not on every BadNet" in text
-    assert "On the tuning set it meets it on all 8. The other defenses meet it on no BadNet" in text
     assert set(board[met]["defense"]) == {"i_bau"}, board[met]
     assert not met[board["defense"] == "i_bau"].all()
     tuned = board[(board["set"] == "tuning") & (board["defense"] == "i_bau")]
-    assert len(tuned) == 8 and met[tuned.index].all()
+    assert len(tuned) >= 8 and met[tuned.index].all()
+    assert f"On the tuning set it meets it on all {len(tuned)}, LF included" in text
+    assert "The other defenses meet it on no BadNet" in text
     assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
 
 

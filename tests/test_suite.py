@@ -493,3 +493,15 @@ def test_a_nets_scores_file_is_checked_before_it_is_read(tmp_path):
         net_scores.read_scores("x", tmp_path)
     with pytest.raises(BadInput, match=re.escape(f"{tmp_path / 'y.json'}: not found; run the scores@y stage")):
         net_scores.read_scores("y", tmp_path)
+
+
+def test_the_table_and_leaderboard_are_built_from_the_nets_whose_scores_are_in(tmp_path, capsys):
+    """A suite run across sessions: the nets that have a scores file, in suite/params.yaml's
+    order, and a line naming the others; no net at all is an error, not an empty table."""
+    for name in ("b", "d"):
+        (tmp_path / f"{name}.json").write_text("{}")
+    assert leaderboard.scored(["a", "b", "c", "d"], tmp_path) == ["b", "d"]
+    assert capsys.readouterr().err.strip() == f"not run yet (no scores in {tmp_path}): a, c"
+    assert leaderboard.scored(["d", "b"], tmp_path) == ["d", "b"] and capsys.readouterr().err == ""
+    with pytest.raises(BadInput, match=re.escape(f"{tmp_path / 'none'}: no net of the suite has scores yet")):
+        leaderboard.scored(["a"], tmp_path / "none")
