@@ -2,7 +2,6 @@
 the stopping rule export-variants uses (validation accuracy alone), read from prune-orders'
 sweeps: metrics/prune_orders.json (params: prune.thresholds, keep, drop). Its own stage, so
 that a new X re-runs this and not the two sweeps."""
-import numpy as np
 import pandas as pd
 
 from badnet_repair import artifacts, params, pruning

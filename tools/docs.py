@@ -317,6 +317,7 @@ def commands(every_cpu: bool = False) -> str:
     return _table(["command", "CPU (`lscpu`), 2 cores", "wall time", "measured beside"],
                   [[r["command"], r["cpu"], r["wall_time"], r["beside"]] for r in rows], "|---|---|---:|---|")
 
+
 def commands_by_cpu() -> str:
     """Every timing of the two commands, on every CPU (benchmarks/results/commands.csv)."""
     return commands(every_cpu=True)
