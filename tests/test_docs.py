@@ -223,19 +223,21 @@ def test_the_readme_claims_hold_for_the_committed_files():
     assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
 
 
-def test_the_readme_claim_on_the_evaluation_nets_of_d3b4502_holds():
-    """The README's sentence on the evaluation nets of the run of d3b4502, from their
-    committed scores: I-BAU meets the target (ASR <= 1 %, at most 1 point lost) on 5 of the
-    6 BadNets, misses on sunglasses-2023, and loses nothing on the 3 clean nets."""
-    readme = " ".join(README.read_text().split())
-    assert "I-BAU meets the target on 5 of its 6 BadNets and leaves its 3 clean nets as they were" in readme
-    met, lost = {}, {}
-    for name in ("blended-2023", "eyebrows-2023", "lipstick-2023", "multi-2023", "patch-2023", "sunglasses-2023",
-                 "clean-2020", "clean-2021", "clean-2022"):
-        d = json.loads(docs.git_index(f"suite/scores/{name}.json"))["metrics/defenses.json"]
-        lost[name] = d["badnet_clean_accuracy_test"] - d["i_bau_clean_accuracy_test"]
-        met[name] = d["i_bau_attack_success_rate_test"] <= 1.0 and lost[name] <= 1.0
-        if name == "sunglasses-2023":
-            assert "on sunglasses-2023 it keeps 4 % ASR" in readme and round(d["i_bau_attack_success_rate_test"]) == 4
-    assert [n for n, ok in met.items() if not ok] == ["sunglasses-2023"]
-    assert all(lost[n] == 0 for n in ("clean-2020", "clean-2021", "clean-2022"))
+def test_the_readme_claim_on_the_evaluation_set_holds():
+    """The README's sentence on the evaluation set, counted from the committed leaderboard:
+    on how many of its BadNets I-BAU meets the target (ASR <= 1 %, at most 1 point lost), the
+    ASR it keeps on each it misses, and that it loses nothing on the clean nets."""
+    import pandas as pd
+
+    text = " ".join(README.read_text().split())
+    board = pd.read_csv(io.StringIO(docs.git_index("suite/metrics/leaderboard.csv")))
+    ev = board[(board["set"] == "evaluation") & (board["defense"] == "i_bau")]
+    lost = ev["baseline_clean_accuracy_test"] - ev["clean_accuracy_test"]
+    bad, clean = ev[ev["poison_rate"] > 0], ev[ev["poison_rate"] == 0]
+    met = (bad["attack_success_rate_test"] <= 1.0) & (lost[bad.index] <= 1.0)
+    assert len(bad) >= 6 and len(clean) >= 3
+    assert (f"on the evaluation set I-BAU meets the target on {met.sum()} of its {len(bad)} BadNets "
+            f"and leaves its {len(clean)} clean nets as they were") in text
+    assert (lost[clean.index].abs() < 1e-3).all()  # the same net: B's figure is rounded to 4 decimals
+    for _, row in bad[~met].iterrows():
+        assert f"on {row['name']} it keeps {round(row['attack_success_rate_test'])} % ASR" in text, row["name"]
