@@ -243,3 +243,22 @@ def test_the_readme_claim_on_the_evaluation_set_holds():
     assert (lost[clean.index].abs() < 1e-3).all()  # the same net: B's figure is rounded to 4 decimals
     for _, row in bad[~met].iterrows():
         assert f"on {row['name']} it keeps {round(row['attack_success_rate_test'])} % ASR" in text, row["name"]
+
+
+def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
+    """docs/scan.md's "What it misses", counted again from the committed leaderboard: how
+    many defended nets keep more than 1 % ASR, which of them the scan calls clean (each named
+    with its rounded ASR), and that it never calls a repaired or a clean net backdoored."""
+    import pandas as pd
+
+    text = " ".join((ROOT / "docs" / "scan.md").read_text().split())
+    board = pd.read_csv(io.StringIO(docs.git_index("suite/metrics/leaderboard.csv")), dtype={"scan_targets": str})
+    found = board["scan_targets"].fillna("").str.strip() != ""
+    kept = (board["poison_rate"] > 0) & (board["attack_success_rate_test"] > 1.0)
+    missed = board[kept & ~found]
+    assert (f"In the committed suite (`suite/scores/`, {board['name'].nunique()} nets), {kept.sum()} defended "
+            f"nets keep more than 1 % ASR, and the scan calls {len(missed)} of them clean") in text
+    for _, row in missed.iterrows():
+        assert re.search(rf"of {re.escape(row['name'])} \({round(row['attack_success_rate_test'])} %", text), row["name"]
+    assert not (found & ~kept).any()  # "the other way never happened"
+    assert "The other way never happened" in text
