@@ -199,8 +199,8 @@ def test_record_replaces_the_rows_of_the_same_key(tmp_path):
 def test_the_readme_claims_hold_for_the_committed_files():
     """The README's sentences about its tables: pruning alone leaves the backdoor (every B'_X
     keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), and no defense
-    meets the target on any BadNet of the suite but I-BAU, which meets it on some, not all:
-    on every BadNet of the tuning set."""
+    meets the target on any BadNet of the suite but I-BAU, which meets it on some, not all,
+    and on most of the tuning set (each miss named with the ASR it keeps)."""
     import pandas as pd
 
     readme = README.read_text()
@@ -217,10 +217,13 @@ def test_the_readme_claims_hold_for_the_committed_files():
     assert set(board[met]["defense"]) == {"i_bau"}, board[met]
     assert not met[board["defense"] == "i_bau"].all()
     tuned = board[(board["set"] == "tuning") & (board["defense"] == "i_bau")]
-    assert len(tuned) >= 8 and met[tuned.index].all()
+    assert len(tuned) >= 8 and met[tuned.index].sum() >= 8
     from badnet_repair.families import FAMILIES
     fams = board.loc[tuned.index, "attack"].isin(FAMILIES).sum()
-    assert fams >= 1 and f"On the tuning set it meets it on all {len(tuned)}, its {fams} family nets included" in text
+    assert fams >= 1 and (f"On the tuning set it meets it on {met[tuned.index].sum()} of its {len(tuned)}, "
+                          f"{fams} of them family nets") in text
+    for _, row in tuned[~met[tuned.index]].iterrows():
+        assert f"on {row['name']} it keeps {round(row['attack_success_rate_test'])} % ASR" in text, row["name"]
     assert "The other defenses meet it on no BadNet" in text
     assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
 
