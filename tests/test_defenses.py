@@ -298,7 +298,7 @@ def test_sau_shared_loss_is_the_papers_formula_computed_by_hand():
 SCAN = {"top_k": 3, "candidates": 2, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
-         "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "scan": SCAN}
+         "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -441,6 +441,48 @@ def test_i_bau_stop_rounds_counts_quiet_rounds_in_a_row(monkeypatch, shares, rou
     assert trained == [True] * fits.count(1) + [False] * (rounds_run - fits.count(1))
 
 
+@pytest.mark.parametrize("targets,untargeted_stop,top,rounds_run,fits", [
+    ([], False, "spread", 3, [1, 1, 1, 3]),  # no target to watch: every round, as the paper's
+    ([], True, "spread", 1, []),  # the untargeted share alone: round 1 quiet, the net left as it is
+    ([], True, "one class", 3, [1, 1, 1, 3]),  # ... unless one class takes the sample
+    ([1], False, "spread", 1, []),  # a target, quiet from round 1: the rule as before
+])
+def test_i_bau_without_a_target_every_round_runs(monkeypatch, targets, untargeted_stop, top, rounds_run, fits):
+    """untargeted_stop false: where the scan names no target the stopping rule has nothing to
+    watch (an all-to-all backdoor has no one target), so every round runs; true: the
+    untargeted perturbation's share alone may stop them, at round 1 leaving the net as it is."""
+    from badnet_repair import evaluate, scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    classes = {"spread": lambda n: np.arange(n) % 5, "one class": lambda n: np.zeros(n, int)}[top]
+    monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: classes(len(x)))
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": targets})
+    monkeypatch.setattr(scan, "holdout_share", lambda *a, **k: 0.0)
+    called, real_fit = [], training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, **k: called.append(k["epochs"]) or real_fit(*a, **k))
+    cfg = dict(I_BAU, targeted=True, rounds=3, recover_epochs=3, stop_share=0.05, untargeted_stop=untargeted_stop)
+    net, facts = i_bau.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    assert len(facts["perturbations"]) == rounds_run and called == fits
+    untouched = all(np.array_equal(p, q) for p, q in zip(b.get_weights(), net.get_weights()))
+    assert untouched == (fits == [])
+
+
+def test_i_bau_untargeted_stop_changes_nothing_where_the_scan_names_a_target(monkeypatch):
+    """Every BadNet whose scan names a target runs as before the option: the same facts and
+    weights with untargeted_stop true and false (real searches, real training)."""
+    from badnet_repair import scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1]})
+    cfg = dict(I_BAU, targeted=True, stop_share=0.05)
+    off, facts_off = i_bau.defend(b, clean, dict(cfg, untargeted_stop=False), -1.0, log=lambda s: None)
+    on, facts_on = i_bau.defend(b, clean, dict(cfg, untargeted_stop=True), -1.0, log=lambda s: None)
+    assert facts_on == facts_off
+    assert all(np.array_equal(p, q) for p, q in zip(off.get_weights(), on.get_weights()))
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c.update(names=["ft"]), r"'defend.names' must include 'fine_pruning'"),
     (lambda c: c.update(default="nad"), r"'defend.names' must include 'nad' \(the default defense\)"),
@@ -453,6 +495,7 @@ def test_i_bau_stop_rounds_counts_quiet_rounds_in_a_row(monkeypatch, shares, rou
     (lambda c: c["i_bau"].update(targeted="yes"), r"'defend.i_bau.targeted' must be bool, got 'yes'"),
     (lambda c: c["i_bau"].update(stop_share=1.5), r"'defend.i_bau.stop_share' has an out-of-range value 1.5"),
     (lambda c: c["i_bau"].update(stop_rounds=0), r"'defend.i_bau.stop_rounds' has an out-of-range value 0"),
+    (lambda c: c["i_bau"].update(untargeted_stop=0), r"'defend.i_bau.untargeted_stop' must be bool, got 0"),
     (lambda c: c["anp"].pop("eps"), r"missing param 'defend.anp.eps'"),
 ])
 def test_bad_defend_params_name_the_param(change, message):

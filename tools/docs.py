@@ -122,6 +122,7 @@ PARAM_DOCS = {
     "defend.i_bau.targeted": "each round also unlearns a perturbation aimed at each target the scan finds on B ([scan](scan.md)); `false`: the paper's untargeted search alone",
     "defend.i_bau.stop_share": "the rounds stop at the first whose targeted perturbations each send less than this share of the holdout to their target, and whose untargeted one less than `scan.threshold` of the sample to one class ([defenses](defenses.md)); 0: all `rounds`",
     "defend.i_bau.stop_rounds": "rounds in a row that must show no backdoor (by `stop_share`) before the rounds stop; the quiet rounds before the last are trained on; a quiet round 1 still leaves the net as it is",
+    "defend.i_bau.untargeted_stop": "`false`: where the scan names no target on B, every round runs, as the paper's (the stopping rule has no target to watch, and the scan cannot see an all-to-all backdoor); `true`: the untargeted share alone may stop the rounds there, and a net with no named target is left as it is ([defenses](defenses.md))",
     "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
     "scan.candidates": "classes verified, the highest pull first",
     "scan.images": "training-share images the targeted perturbation search passes over, once",

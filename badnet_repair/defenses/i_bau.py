@@ -16,9 +16,14 @@ shows it reachable within the ball. Without a target the defense is the paper's.
 
 With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
 in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
-rounds is not worn down by ten, and a net with nothing to unlearn is left as it is. The
-default, one round, was measured against two on the tuning set (docs/defenses.md): two cost
+rounds is not worn down by ten. The default, one round, was measured against two on the tuning set (docs/defenses.md): two cost
 clean accuracy there and lowered no ASR that was not already under 1 %.
+
+The rule watches the targets the scan names on B. Where it names none, nothing tells a net
+with nothing to unlearn from a backdoor the scan cannot see: an all-to-all one has no one
+target, and its B's untargeted perturbation moves nearly every image, as a clean net's does.
+So there every round runs, as the paper's; with `untargeted_stop`, the untargeted share alone
+may stop the rounds there (a clean net is then left as it is, and an all-to-all BadNet too).
 
 Two departures from the paper, both for DeepID (1283 classes, no BatchNorm, unnormalised
 logits): the outer step is first-order (the paper's implicit hypergradient term is left
@@ -37,7 +42,7 @@ PAPER = "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergrad
 PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
           "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
           "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float,
-          "stop_rounds": int}
+          "stop_rounds": int, "untargeted_stop": bool}
 USES_SCAN = True  # base.settings adds the scan's params (cfg["scan"]) for the targeted search
 
 
@@ -80,12 +85,13 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
     scan's seeded sample of the training share (scan.images), as the paper's on its small
     clean set.
 
-    With cfg['stop_share'] > 0 a round shows no backdoor left when the untargeted
-    perturbation sends less than scan.threshold of the sample to one class, and each targeted
-    one less than stop_share of the holdout to its target (scan.holdout_share). The rounds
-    stop at the cfg['stop_rounds']-th such round in a row, or at round 1 if it is such a
-    round; the round they stop at is not trained on (after a stop at round 1 the net is left
-    as it is), the earlier ones of the run are. Returns, per round, the untargeted
+    With cfg['stop_share'] > 0 and a target (or cfg['untargeted_stop']) a round shows no
+    backdoor left when the untargeted perturbation sends less than scan.threshold of the
+    sample to one class, and each targeted one less than stop_share of the holdout to its
+    target (scan.holdout_share). The rounds stop at the cfg['stop_rounds']-th such round in a
+    row, or at round 1 if it is such a round; the round they stop at is not trained on (after
+    a stop at round 1 the net is left as it is), the earlier ones of the run are. Without a
+    target, and without untargeted_stop, every round runs. Returns, per round, the untargeted
     perturbation's L2 norm, the class it sends most of the sample to and that share, the
     targeted ones' holdout shares, and whether the round was trained on."""
     from ..evaluate import predict_classes, scale
@@ -119,8 +125,9 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
             shares[int(t)] = round(scan.holdout_share(model, held, before, d, t, unit), 4)
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
-        none_left = cfg["stop_share"] > 0 and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
-                                               and all(s < cfg["stop_share"] for s in shares.values()))
+        watched = cfg["stop_share"] > 0 and (len(targets) > 0 or cfg["untargeted_stop"])
+        none_left = watched and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
+                                 and all(s < cfg["stop_share"] for s in shares.values()))
         quiet = quiet + 1 if none_left else 0
         stop = none_left and (r == 1 or quiet >= cfg["stop_rounds"])
         found[-1]["trained"] = not stop
