@@ -16,8 +16,9 @@ shows it reachable within the ball. Without a target the defense is the paper's.
 
 With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
 in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
-rounds is not worn down by ten. The default, one round, was measured against two on the tuning set (docs/defenses.md): two cost
-clean accuracy there and lowered no ASR that was not already under 1 %.
+rounds is not worn down by ten. The default, one round, was measured against two on the
+tuning set (docs/defenses.md): two cost clean accuracy there and lowered no ASR that was not
+already under 1 %.
 
 The rule watches the targets the scan names on B. Where it names none, nothing tells a net
 with nothing to unlearn from a backdoor the scan cannot see: an all-to-all one has no one
@@ -112,6 +113,7 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
                      augment=augment, rng=rng, log=lambda s: None)
 
     optim = keras.optimizers.Adam(learning_rate, clipnorm=cfg["clipnorm"])  # one for all rounds
+    watched = cfg["stop_share"] > 0 and (len(targets) > 0 or cfg["untargeted_stop"])  # a stopping rule at all
     for r in range(1, cfg["rounds"] + 1):
         delta = perturbation(model, sample, predict_classes(model, sample), cfg, rng, unit)
         sent = predict_classes(model, sample + delta * unit)
@@ -125,7 +127,6 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
             shares[int(t)] = round(scan.holdout_share(model, held, before, d, t, unit), 4)
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
-        watched = cfg["stop_share"] > 0 and (len(targets) > 0 or cfg["untargeted_stop"])
         none_left = watched and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
                                  and all(s < cfg["stop_share"] for s in shares.values()))
         quiet = quiet + 1 if none_left else 0
