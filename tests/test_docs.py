@@ -231,7 +231,7 @@ def test_the_readme_claims_hold_for_the_committed_files():
 def test_the_readme_claim_on_the_evaluation_set_holds():
     """The README's sentence on the evaluation set, counted from the committed leaderboard:
     on how many of its BadNets I-BAU meets the target (ASR <= 1 %, at most 1 point lost), the
-    ASR it keeps on each it misses, and that it loses nothing on the clean nets."""
+    ASR it keeps on each it misses, and the most it loses on a clean net (the target: 1 point)."""
     import pandas as pd
 
     text = " ".join(README.read_text().split())
@@ -241,9 +241,11 @@ def test_the_readme_claim_on_the_evaluation_set_holds():
     bad, clean = ev[ev["poison_rate"] > 0], ev[ev["poison_rate"] == 0]
     met = (bad["attack_success_rate_test"] <= 1.0) & (lost[bad.index] <= 1.0)
     assert len(bad) >= 6 and len(clean) >= 3
+    worst = max(float(lost[clean.index].max()), 0.0)
     assert (f"on the evaluation set I-BAU meets the target on {met.sum()} of its {len(bad)} BadNets "
-            f"and leaves its {len(clean)} clean nets as they were") in text
-    assert (lost[clean.index].abs() < 1e-3).all()  # the same net: B's figure is rounded to 4 decimals
+            f"and loses at most {worst:.2f} points on its {len(clean)} clean nets") in text
+    for i in clean.index[lost[clean.index] > 1.0]:  # over the clean nets' target: named
+        assert f"on {ev.loc[i, 'name']} it loses {lost[i]:.2f} points, over the 1-point target" in text
     for _, row in bad[~met].iterrows():
         assert f"on {row['name']} it keeps {round(row['attack_success_rate_test'])} % ASR" in text, row["name"]
 
@@ -251,7 +253,8 @@ def test_the_readme_claim_on_the_evaluation_set_holds():
 def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
     """docs/scan.md's "What it misses", counted again from the committed leaderboard: how
     many defended nets keep more than 1 % ASR, which of them the scan calls clean (each named
-    with its rounded ASR), and that it never calls a repaired or a clean net backdoored."""
+    with its rounded ASR), that it never calls a repaired BadNet backdoored, and which defended
+    clean nets it does call so."""
     import pandas as pd
 
     text = " ".join((ROOT / "docs" / "scan.md").read_text().split())
@@ -263,5 +266,8 @@ def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
             f"nets keep more than 1 % ASR, and the scan calls {len(missed)} of them clean") in text
     for _, row in missed.iterrows():
         assert re.search(rf"of {re.escape(row['name'])} \({round(row['attack_success_rate_test'])} %", text), row["name"]
-    assert not (found & ~kept).any()  # "the other way never happened"
-    assert "The other way never happened" in text
+    assert not (found & ~kept & (board["poison_rate"] > 0)).any()  # no BadNet's net at or under 1 % ASR
+    wrong = board[found & ~kept]  # clean nets' defended nets called backdoored, each named
+    assert f"the scan calls {len(wrong)} defended clean nets backdoored" in text
+    for _, row in wrong.iterrows():
+        assert f"{row['defense']} on {row['name']} ({round(row['scan_share'])} %" in text, (row["name"], row["defense"])
