@@ -60,13 +60,14 @@ def read_json(path, stage: str):
     return obj
 
 
-def scan_targets(root=".") -> list[int]:
-    """The targets the scan found on B (metrics/scan.json): the detector's suspects."""
+def scan_targets(root=".", key="targets") -> list[int]:
+    """The targets (or, key "shifts", the offsets) the scan found on B (metrics/scan.json):
+    the detector's suspects."""
     path = Path(root) / SCAN_METRICS
-    targets = read_json(path, "scan").get("badnet", {}).get("targets")
-    if not isinstance(targets, list) or not all(isinstance(t, int) and t >= 0 for t in targets):
-        raise BadInput(f"{path}: no list of B's targets under 'badnet'; run `dvc repro --force scan`")
-    return targets
+    found = read_json(path, "scan").get("badnet", {}).get(key)
+    if not isinstance(found, list) or not all(isinstance(t, int) and t >= 0 for t in found):
+        raise BadInput(f"{path}: no list of B's {key} under 'badnet'; run `dvc repro --force scan`")
+    return found
 
 
 def badnet(root="."):

@@ -105,10 +105,11 @@ LEADERBOARD_COLUMNS = ["name", "set", "attack", "seed", "poison_rate", "targets"
 
 
 def _found(scan: dict, net: str, path) -> str:
-    """The targets the scan named on one net, space-separated ("" where it found none)."""
+    """The targets the scan named on one net and its offsets as y+k, space-separated ("" where
+    it found none; a scan from before offsets has none)."""
     if not isinstance(scan.get(net), dict) or not isinstance(scan[net].get("targets"), list):
         raise BadInput(f"{path}: no scan of {net!r}; run `cd suite && dvc repro` again")
-    return " ".join(map(str, scan[net]["targets"]))
+    return " ".join([*map(str, scan[net]["targets"]), *(f"y+{k}" for k in scan[net].get("shifts", []))])
 
 
 def _share(scan: dict, net: str, path) -> float:

@@ -51,6 +51,7 @@ SCHEMA = {
     "scan": {
         "top_k": int,
         "candidates": int,
+        "shifts": int,
         "images": int,
         "batch_size": int,
         "bound": float,

@@ -71,6 +71,11 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _named(scan_row: dict) -> list[str]:
+    """What the scan named on one net: its targets, then its offsets as y+k."""
+    return [*map(str, scan_row["targets"]), *(f"y+{k}" for k in scan_row.get("shifts", []))]
+
+
 def _figure(title: str, png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
     return (f'<figure>\n<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">\n'
@@ -138,7 +143,8 @@ def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: 
                  if k.endswith("_clean_accuracy_test") and k != "badnet_clean_accuracy_test"]
         parts += ["## Defenses on this BadNet (test data; each chose its setting on clean data alone)",
                   "G flags an input where B and the defended net disagree; the detector only where, besides, "
-                  "B's class is a target the scan found on B (models/detector.keras holds the default defense's).",
+                  "B's class is a target the scan found on B, or the defended net's class + an offset it found "
+                  "(models/detector.keras holds the default defense's).",
                   _table(["defense", "clean accuracy %", "attack success rate %", "G detection rate %",
                           "G false-positive rate %", "detector detection rate %", "detector false-positive rate %"],
                          [[n + (" (default)" if n == defenses.get("default_defense") else ""),
@@ -151,10 +157,15 @@ def report_markdown(attack: dict, baseline: dict, fine_prune: dict, results_md: 
         parts += ["## Backdoor scan (clean validation data only)",
                   "Each net's candidates are the classes most often among clean images' runners-up (their pull); "
                   "a targeted universal perturbation within the scan's bound tries to send the holdout to each. "
-                  "A candidate it sends at least the threshold's share to is named a target.",
-                  _table(["net", "verdict", "targets", "largest share %", "candidates (class: share %)"],
-                         [[name, r["verdict"], ", ".join(map(str, r["targets"])) or "none", 100 * r["share"],
-                           ", ".join(f"{c['class']}: {100 * c['share']:.1f}" for c in r["candidates"])]
+                  "A candidate it sends at least the threshold's share to is named a target. Offsets k (an "
+                  "all-to-all backdoor, y → y + k) are screened and verified alike, each image aimed at its "
+                  "own class + k.",
+                  _table(["net", "verdict", "targets", "largest share %", "candidates (class: share %)",
+                          "offsets (y+k: share %)"],
+                         [[name, r["verdict"], ", ".join(_named(r)) or "none", 100 * r["share"],
+                           ", ".join(f"{c['class']}: {100 * c['share']:.1f}" for c in r["candidates"]),
+                           ", ".join(f"y+{c['shift']}: {100 * c['share']:.1f}" for c in r.get("shift_candidates", []))
+                           or "none tried"]
                           for name, r in scan.items()])]
     if leaderboard:
         table, png = leaderboard

@@ -1,7 +1,7 @@
 """scan: a clean-only verdict on a net. Is it backdoored, and towards which classes?
 
 It reads the clean validation images alone, split as the defenses split them (defend.holdout,
-defend.seed): it searches on the training share and measures on the holdout. Two steps:
+defend.seed): it searches on the training share and measures on the holdout. Three steps:
 
 1. Candidates, after K-Arm's pre-screening (Shen et al., ICML 2021). A backdoor raises its
    target's score on every input, so the target is among the top `top_k` classes (after the
@@ -12,12 +12,17 @@ defend.seed): it searches on the training share and measures on the holdout. Two
    images as it can to the candidate. Its `share` is the holdout images it sends there. A
    trigger inside the ball is such a perturbation, so a target takes nearly all; a natural
    class takes far fewer.
+3. Offsets, for an all-to-all backdoor (y -> y + k mod N, as in Gu et al.'s BadNets). It has
+   no one target, but it raises y + k's score on clean images of y too, so K-Arm's count
+   runs again on offsets, (runner-up - own class) mod N, and the `shifts`
+   offsets of highest pull are verified by one universal perturbation that sends each image
+   to its own class + k (same bound, same threshold).
 
 Targeted, the search does not compete with the net's natural weak spots. An untargeted
 one (I-BAU's) follows whichever direction raises the loss fastest, and on a worn trigger that
 can be a natural class: on the suite's eyebrows BadNet it sent 93 % of the images to class
-795, not to the target. The verdict is "backdoor found" where a candidate's share reaches
-`threshold`; the bound and the threshold are calibrated on clean nets alone (`calibrate`)."""
+795, not to the target. The verdict is "backdoor found" where a candidate's (or an
+offset's) share reaches `threshold`; the bound and the threshold are calibrated on clean nets alone (`calibrate`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,6 +38,8 @@ def check(cfg: dict) -> dict:
     for key in ("top_k", "candidates", "images", "batch_size"):
         if cfg[key] < 1:
             raise BadInput(f"{PARAMS_FILE}: 'scan.{key}' must be >= 1, got {cfg[key]}")
+    if cfg["shifts"] < 0:
+        raise BadInput(f"{PARAMS_FILE}: 'scan.shifts' must be >= 0 (0: no offset search), got {cfg['shifts']}")
     if not cfg["bound"] > 0:
         raise BadInput(f"{PARAMS_FILE}: 'scan.bound' must be > 0, got {cfg['bound']}")
     if not 0 < cfg["step"] <= 1:
@@ -42,13 +49,30 @@ def check(cfg: dict) -> dict:
     return cfg
 
 
+def _runners_up(outputs: np.ndarray, top_k: int):
+    """Each image's own class (argmax) and its next min(top_k, N - 1) classes."""
+    order = np.argsort(-outputs, axis=1, kind="stable")
+    return order[:, 0], order[:, 1:min(top_k, outputs.shape[1] - 1) + 1]
+
+
 def pull(outputs: np.ndarray, top_k: int) -> np.ndarray:
     """Per class: how often it is among each image's top `top_k` classes after the image's
     own (its argmax), over the count a uniform draw of the other classes would give."""
-    n, classes = outputs.shape
-    k = min(top_k, classes - 1)
-    top = np.argsort(-outputs, axis=1, kind="stable")[:, 1:k + 1]
-    return np.bincount(top.ravel(), minlength=classes) / (n * k / (classes - 1))
+    (n, classes), (_, top) = outputs.shape, _runners_up(outputs, top_k)
+    return np.bincount(top.ravel(), minlength=classes) / (n * top.shape[1] / (classes - 1))
+
+
+def shift_pull(outputs: np.ndarray, top_k: int) -> np.ndarray:
+    """`pull` on offsets: per k, how often (own + k) mod N is among an image's top `top_k`
+    after its own, over a uniform draw's count. Offset 0 (the own class) is never counted."""
+    (n, classes), (own, top) = outputs.shape, _runners_up(outputs, top_k)
+    offsets = (top - own[:, None]) % classes
+    return np.bincount(offsets.ravel(), minlength=classes) / (n * top.shape[1] / (classes - 1))
+
+
+def shifted(own, k: int, classes: int) -> np.ndarray:
+    """Each image's own class moved by offset k: the all-to-all attack's aim."""
+    return (np.asarray(own) + k) % classes
 
 
 def candidates(p: np.ndarray, count: int) -> list[int]:
@@ -56,9 +80,9 @@ def candidates(p: np.ndarray, count: int) -> list[int]:
     return [int(c) for c in np.argsort(-p, kind="stable")[:count]]
 
 
-def universal_perturbation(model, x, target: int, bound: float, step: float, batch_size: int, unit=np.float32(1.0)):
+def universal_perturbation(model, x, target, bound: float, step: float, batch_size: int, unit=np.float32(1.0)):
     """One perturbation delta of [0, 1] images, ||delta||_2 <= bound, that sends x + unit * delta
-    (x as the model is fed) to `target`: one pass over x in batches, each a step of
+    (x as the model is fed) to `target` (one class, or one per image): one pass over x in batches, each a step of
     `step * bound` along the normalised gradient of the cross-entropy to the target, then a
     projection onto the ball. Normalised steps make it independent of the loss's scale."""
     import tensorflow as tf
@@ -68,17 +92,17 @@ def universal_perturbation(model, x, target: int, bound: float, step: float, bat
     ce, size = cross_entropy(model), np.float32(step * bound)
 
     @tf.function(reduce_retracing=True)
-    def descend(delta, xb):
+    def descend(delta, xb, tb):
         with tf.GradientTape() as tape:
             tape.watch(delta)
-            loss = ce(tf.fill((tf.shape(xb)[0],), target), model(xb + delta * unit, training=False))
+            loss = ce(tb, model(xb + delta * unit, training=False))
         g = tape.gradient(loss, delta)
         delta = delta - size * g / (tf.norm(g) + 1e-12)
         return delta * tf.minimum(1.0, bound / (tf.norm(delta) + 1e-12))
 
-    delta = tf.zeros((1,) + tuple(x.shape[1:]))
+    delta, aims = tf.zeros((1,) + tuple(x.shape[1:])), np.broadcast_to(np.asarray(target, np.int64), (len(x),))
     for i in range(0, len(x), batch_size):
-        delta = descend(delta, tf.constant(x[i:i + batch_size]))
+        delta = descend(delta, tf.constant(x[i:i + batch_size]), tf.constant(aims[i:i + batch_size]))
     return delta.numpy()
 
 
@@ -88,25 +112,28 @@ def training_sample(clean, images: int, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(len(clean.y))[:images])
 
 
-def holdout_share(model, held, before, delta, target: int, unit=np.float32(1.0)) -> float:
+def holdout_share(model, held, before, delta, target, unit=np.float32(1.0)) -> float:
     """The share of the holdout images `held` (as the model is fed) not already in `target`
-    (by `before`, the model's own classes on them) that `delta` sends there: an attack
-    success rate of delta."""
+    (one class, or one per image; by `before`, the model's own classes on them) that `delta`
+    sends there: an attack success rate of delta."""
     from .evaluate import predict_classes
 
-    sent = predict_classes(model, held + delta * unit)[before != target]
-    return float(np.mean(sent == target)) if len(sent) else 0.0
+    aims = np.broadcast_to(np.asarray(target), before.shape)
+    keep = before != aims
+    sent = predict_classes(model, held + delta * unit)[keep]
+    return float(np.mean(sent == aims[keep])) if len(sent) else 0.0
 
 
 def scan(model, clean, cfg: dict, log=print) -> dict:
     """The scan of one net on the defender's clean data (defenses.base.Clean): its candidates
     with their pull and share, the targets (candidates whose share reaches the threshold),
-    and the verdict."""
+    its offset candidates and the offsets found likewise, and the verdict."""
     from .evaluate import predict, predict_classes, scale
 
     x = clean.x[training_sample(clean, cfg["images"], cfg["seed"])]  # as the model is fed
-    p = pull(predict(model, x), cfg["top_k"])
-    rows = []
+    out = predict(model, x)
+    p = pull(out, cfg["top_k"])
+    rows, shift_rows = [], []
     held = scale(clean.x_holdout, clean.input_divisor)
     before = predict_classes(model, held)
     for c in candidates(p, cfg["candidates"]):
@@ -116,9 +143,21 @@ def scan(model, clean, cfg: dict, log=print) -> dict:
                      "norm": round(float(np.linalg.norm(delta)), 4)})
         log(f"  class {c}: pull {p[c]:.2f}, a perturbation of L2 {rows[-1]['norm']:.2f} sends "
             f"{100 * rows[-1]['share']:.1f}% of the holdout there")
+    own, classes = out.argmax(axis=1), out.shape[1]
+    ps = shift_pull(out, cfg["top_k"])
+    for k in candidates(ps, cfg["shifts"]):
+        delta = universal_perturbation(model, x, shifted(own, k, classes), cfg["bound"], cfg["step"],
+                                       cfg["batch_size"], clean.unit)
+        share = holdout_share(model, held, before, delta, shifted(before, k, classes), clean.unit)
+        shift_rows.append({"shift": k, "pull": round(float(ps[k]), 4), "share": round(share, 4),
+                           "norm": round(float(np.linalg.norm(delta)), 4)})
+        log(f"  offset +{k}: pull {ps[k]:.2f}, a perturbation of L2 {shift_rows[-1]['norm']:.2f} sends "
+            f"{100 * shift_rows[-1]['share']:.1f}% of the holdout to its own class + {k}")
     targets = [r["class"] for r in rows if r["share"] >= cfg["threshold"]]
-    return {"verdict": FOUND if targets else NONE, "targets": targets,
-            "share": max((r["share"] for r in rows), default=0.0), "candidates": rows}
+    shifts = [r["shift"] for r in shift_rows if r["share"] >= cfg["threshold"]]
+    return {"verdict": FOUND if targets or shifts else NONE, "targets": targets,
+            "share": max((r["share"] for r in rows + shift_rows), default=0.0), "candidates": rows,
+            "shifts": shifts, "shift_candidates": shift_rows}
 
 
 def calibrate(rows, threshold: float, margin: float = 2.0) -> float:

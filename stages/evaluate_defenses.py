@@ -1,5 +1,5 @@
 """evaluate-defenses: every defense of defend.names on the test files, its G and its
-scan-gated detector (suspects: the scan's targets on B): metrics/defenses.json (params:
+scan-gated detector (suspects: the scan's targets and offsets on B): metrics/defenses.json (params:
 defend.names, defend.default)."""
 from badnet_repair import artifacts, defenses, params
 from badnet_repair.defenses import base
@@ -12,14 +12,15 @@ from badnet_repair.evaluate import percent, predict_classes
 def main():
     cfg = params.load("defend")
     base.check_names(cfg, defenses.names())
-    targets = artifacts.scan_targets()
+    targets, shifts = artifacts.scan_targets(), artifacts.scan_targets(key="shifts")
     model, info = artifacts.badnet()
     div = info["input_divisor"]
     test, bd = artifacts.read_split("test", model), artifacts.read_split("bd_test", model)
     pred = {"test": predict_classes(model, test.x, div), "bd_test": predict_classes(model, bd.x, div)}
     out = {"default_defense": cfg["default"], "badnet_clean_accuracy_test": percent(pred["test"], test.y)}
     for name in cfg["names"]:
-        out.update(base.score(name, f"{artifacts.DEFENSES_DIR}/{name}", pred, test, bd, div, f"defend@{name}", targets))
+        out.update(base.score(name, f"{artifacts.DEFENSES_DIR}/{name}", pred, test, bd, div, f"defend@{name}", targets,
+                              shifts))
     write_json(artifacts.DEFENSES_METRICS, out)
     for name in cfg["names"]:
         print(f"{name}: clean {out[f'{name}_clean_accuracy_test']:.2f}%, "

@@ -455,6 +455,8 @@ def test_a_library_warning_outside_a_load_is_one_line(proj, monkeypatch):
      r"models/fine_pruned/5/variant.json: not found; run the fine-prune@5 stage first"),
     ("detector", [], "metrics/scan.json", '{"badnet": {"targets": ["0"]}}',
      r"metrics/scan.json: no list of B's targets under 'badnet'; run `dvc repro --force scan`"),
+    ("evaluate_defenses", [], "metrics/scan.json", '{"badnet": {"targets": [0]}}',
+     r"metrics/scan.json: no list of B's shifts under 'badnet'; run `dvc repro --force scan`"),
     ("evaluate_defenses", [], "metrics/scan.json", None, r"metrics/scan.json: not found; run the scan stage first"),
     ("detector", [], "models/defenses/fine_pruning/defended.h5", None,
      r"models/defenses/fine_pruning/defended.h5: not found; run the defend@fine_pruning stage first"),

@@ -295,7 +295,7 @@ def test_sau_shared_loss_is_the_papers_formula_computed_by_hand():
     assert got == pytest.approx(total / 2 / len(probs), rel=1e-5)
 
 
-SCAN = {"top_k": 3, "candidates": 2, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
+SCAN = {"top_k": 3, "candidates": 2, "shifts": 1, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
          "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "scan": SCAN}
@@ -362,7 +362,7 @@ def test_targeted_i_bau_unlearns_a_perturbation_towards_each_target_the_scan_nam
 
     b, clean = _tiny()
     paper, facts0 = i_bau.defend(b, clean, I_BAU, -1.0, log=lambda s: None)
-    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": []})
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [], "shifts": []})
     same, facts1 = i_bau.defend(b, clean, dict(I_BAU, targeted=True), -1.0, log=lambda s: None)
     assert all(np.array_equal(p, q) for p, q in zip(paper.get_weights(), same.get_weights()))
     assert facts1["scan_targets"] == [] and facts1["perturbations"] == facts0["perturbations"]
@@ -373,13 +373,53 @@ def test_targeted_i_bau_unlearns_a_perturbation_towards_each_target_the_scan_nam
         sought.append((target, bound, len(x), model is not b))
         return real(model, x, target, bound, step, batch_size, unit)
 
-    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1, 3]})
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1, 3], "shifts": []})
     monkeypatch.setattr(scan, "universal_perturbation", spy)
     aimed, facts2 = i_bau.defend(b, clean, dict(I_BAU, targeted=True), -1.0, log=lambda s: None)
     # per round, each target once, within I-BAU's own ball, on the scan's training sample, on the copy being unlearnt
     assert sought == [(1, 3.0, 20, True), (3, 3.0, 20, True)] * I_BAU["rounds"]
     assert facts2["scan_targets"] == [1, 3] and len(facts2["perturbations"]) == I_BAU["rounds"]
     assert not all(np.array_equal(p, q) for p, q in zip(paper.get_weights(), aimed.get_weights()))
+
+
+def test_i_bau_unlearns_a_perturbation_sending_each_image_to_its_own_class_plus_each_offset_the_scan_names(
+        monkeypatch):
+    """An offset k the scan names (all-to-all): each round seeks one perturbation aimed, image
+    by image, at the class the net being unlearnt gives it + k (mod N), and measures it on
+    the holdout by the same aims; the rounds' records and the facts say so. The stopping rule
+    watches the offset as it watches a target: quiet from round 1, the net is left as it is."""
+    from badnet_repair import evaluate, scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    sought, shared, real = [], [], scan.universal_perturbation
+
+    def spy(model, x, target, *a):
+        own = evaluate.predict_classes(model, x)
+        sought.append(np.array_equal(np.asarray(target), (own + 2) % 5) and len(x) == 20 and model is not b)
+        return real(model, x, target, *a)
+
+    real_share = scan.holdout_share
+
+    def share_spy(model, held, before, delta, target, unit):
+        shared.append(np.array_equal(np.asarray(target), (before + 2) % 5) and len(held) == len(clean.y_holdout))
+        return real_share(model, held, before, delta, target, unit)
+
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [], "shifts": [2]})
+    monkeypatch.setattr(scan, "universal_perturbation", spy)
+    monkeypatch.setattr(scan, "holdout_share", share_spy)
+    net, facts = i_bau.defend(b, clean, dict(I_BAU, targeted=True), -1.0, log=lambda s: None)
+    assert sought == [True] * I_BAU["rounds"] and shared == [True] * I_BAU["rounds"]
+    assert facts["scan_targets"] == [] and facts["scan_shifts"] == [2]
+    assert [list(r["shift_shares"]) for r in facts["perturbations"]] == [[2]] * I_BAU["rounds"]
+    assert all(r["target_shares"] == {} for r in facts["perturbations"])
+
+    monkeypatch.setattr(scan, "holdout_share", lambda *a, **k: 0.0)
+    monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: np.arange(len(x)) % 5)
+    cfg = dict(I_BAU, targeted=True, stop_share=0.05, untargeted_stop=False)
+    quiet, facts = i_bau.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    assert len(facts["perturbations"]) == 1 and facts["perturbations"][0]["trained"] is False
+    assert all(np.array_equal(p, q) for p, q in zip(b.get_weights(), quiet.get_weights()))
 
 
 @pytest.mark.parametrize("predicted,shares,rounds_run,fits", [
@@ -397,7 +437,7 @@ def test_i_bau_rounds_stop_at_the_first_that_shows_no_backdoor(monkeypatch, pred
     b, clean = _tiny()
     classes = {"spread": lambda n: np.arange(n) % 5, "one class": lambda n: np.zeros(n, int)}[predicted]
     monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: classes(len(x)))
-    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1]})
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1], "shifts": []})
     called, real_fit = [], training.fit
     monkeypatch.setattr(training, "fit", lambda *a, **k: called.append(k["epochs"]) or real_fit(*a, **k))
     cfg = dict(I_BAU, targeted=True, rounds=3, recover_epochs=3)
@@ -429,7 +469,7 @@ def test_i_bau_stop_rounds_counts_quiet_rounds_in_a_row(monkeypatch, shares, rou
 
     b, clean = _tiny()
     monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: np.arange(len(x)) % 5)
-    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1]})
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1], "shifts": []})
     given = iter(shares)
     monkeypatch.setattr(scan, "holdout_share", lambda *a, **k: next(given))
     called, real_fit = [], training.fit
@@ -457,7 +497,7 @@ def test_i_bau_without_a_target_every_round_runs(monkeypatch, targets, untargete
     b, clean = _tiny()
     classes = {"spread": lambda n: np.arange(n) % 5, "one class": lambda n: np.zeros(n, int)}[top]
     monkeypatch.setattr(evaluate, "predict_classes", lambda model, x, *a, **k: classes(len(x)))
-    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": targets})
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": targets, "shifts": []})
     monkeypatch.setattr(scan, "holdout_share", lambda *a, **k: 0.0)
     called, real_fit = [], training.fit
     monkeypatch.setattr(training, "fit", lambda *a, **k: called.append(k["epochs"]) or real_fit(*a, **k))
@@ -475,7 +515,7 @@ def test_i_bau_untargeted_stop_changes_nothing_where_the_scan_names_a_target(mon
     from badnet_repair.defenses import i_bau
 
     b, clean = _tiny()
-    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1]})
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1], "shifts": []})
     cfg = dict(I_BAU, targeted=True, stop_share=0.05)
     off, facts_off = i_bau.defend(b, clean, dict(cfg, untargeted_stop=False), -1.0, log=lambda s: None)
     on, facts_on = i_bau.defend(b, clean, dict(cfg, untargeted_stop=True), -1.0, log=lambda s: None)

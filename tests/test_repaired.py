@@ -137,11 +137,12 @@ def test_thresholds_are_spelled_as_the_params_file_spells_them(tmp_path):
     assert variants.spelled_thresholds(tmp_path / "params.yaml") == ["2", "4.0", "10.5"]
 
 
-@pytest.mark.parametrize("targets", [[1], [0, 3], []])
-def test_detector_rule_is_exact_on_the_saved_file_for_logits_and_softmax_alike(tmp_path, targets):
+@pytest.mark.parametrize("targets, shifts", [([1], []), ([0, 3], []), ([], []), ([], [1]), ([2], [3, 1])])
+def test_detector_rule_is_exact_on_the_saved_file_for_logits_and_softmax_alike(tmp_path, targets, shifts):
     """The scan-gated detector, saved and loaded: N where B and B' disagree and B's class is
-    one of `targets`, B's class elsewhere (none: it never flags), checked input by input.
-    The same nets with a softmax on top give the same classes (argmax is unchanged)."""
+    one of `targets` or B''s class + an offset of `shifts` (mod N), B's class elsewhere (none:
+    it never flags), checked input by input. The same nets with a softmax on top give the
+    same classes (argmax is unchanged)."""
     from badnet_repair.model import keras, save_model
 
     x = keras.Input((6, 5, 3))
@@ -155,16 +156,19 @@ def test_detector_rule_is_exact_on_the_saved_file_for_logits_and_softmax_alike(t
 
     xs = np.random.default_rng(1).normal(0, 1, (400, 6, 5, 3)).astype(np.float32)
     cb, cp = np.argmax(b.predict(xs, verbose=0), 1), np.argmax(bp.predict(xs, verbose=0), 1)
-    slow = np.array([4 if cb[i] != cp[i] and cb[i] in targets else cb[i] for i in range(len(xs))])
+    slow = np.array([4 if cb[i] != cp[i] and (cb[i] in targets or any(cb[i] == (cp[i] + k) % 4 for k in shifts))
+                     else cb[i] for i in range(len(xs))])
     got = []
     for name, (net_b, net_p) in {"logits": (b, bp), "softmax": (softmax(b), softmax(bp))}.items():
-        save_model(build_repaired(net_b, net_p, targets, name="detector"), tmp_path / f"{name}.keras")
+        save_model(build_repaired(net_b, net_p, targets, name="detector", shifts=shifts), tmp_path / f"{name}.keras")
         det = variants.load_repaired(tmp_path / f"{name}.keras")
         got.append(np.argmax(det.predict(xs, verbose=0), 1))
     assert np.array_equal(got[0], slow) and np.array_equal(got[1], slow)
-    assert np.array_equal(repaired_classes(cb, cp, 4, targets), slow)
-    if targets == [0, 3]:  # every branch exercised: flagged, a disagreement let through, agreement
+    assert np.array_equal(repaired_classes(cb, cp, 4, targets, shifts), slow)
+    if targets == [0, 3] or shifts:  # every branch exercised: flagged, a disagreement let through, agreement
         assert (slow == 4).any() and ((cb != cp) & (slow != 4)).any() and (cb == cp).any()
+    if shifts:  # some flagged only by an offset, and wrapping past N - 1
+        assert ((slow == 4) & ~np.isin(cb, targets)).any() and ((slow == 4) & (cb < cp)).any()
 
 
 def test_detector_flags_a_subset_of_what_g_flags():
@@ -175,3 +179,7 @@ def test_detector_flags_a_subset_of_what_g_flags():
     by_hand = 100 * np.mean((cb != cp) & np.isin(cb, [2, 5]))
     assert flagged(cb, cp, [2, 5]) == pytest.approx(by_hand) and by_hand < flagged(cb, cp)
     assert flagged(cb, cp, None) == pytest.approx(100 * np.mean(cb != cp)) and flagged(cb, cp, []) == 0
+    by_offset = 100 * np.mean((cb != cp) & (np.isin(cb, [2]) | (cb == (cp + 1) % 6)))
+    assert flagged(cb, cp, [2], [1], num_classes=6) == pytest.approx(by_offset) and by_offset < flagged(cb, cp)
+    with pytest.raises(ValueError, match="num_classes"):
+        flagged(cb, cp, [2], [1])

@@ -116,13 +116,14 @@ def test_report_shows_the_scan_of_each_net_when_given():
     scanned = {"badnet": {"verdict": "backdoor found", "targets": [7, 9], "share": 0.991,
                           "candidates": [{"class": 7, "pull": 9.0, "share": 0.991, "norm": 3.0},
                                          {"class": 9, "pull": 4.0, "share": 0.6, "norm": 4.0},
-                                         {"class": 2, "pull": 2.0, "share": 0.125, "norm": 4.0}]},
+                                         {"class": 2, "pull": 2.0, "share": 0.125, "norm": 4.0}],
+                          "shifts": [1], "shift_candidates": [{"shift": 1, "pull": 40.0, "share": 0.8, "norm": 3.5}]},
                "i_bau": {"verdict": "none found", "targets": [], "share": 0.25,
                          "candidates": [{"class": 7, "pull": 2.5, "share": 0.25, "norm": 4.0}]}}
     page = report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}, None, None, scanned))
     rows = [tuple(re.findall(r"<td[^>]*>([^<]*)</td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
-    assert ("badnet", "backdoor found", "7, 9", "99.10", "7: 99.1, 9: 60.0, 2: 12.5") in rows
-    assert ("i_bau", "none found", "none", "25.00", "7: 25.0") in rows
+    assert ("badnet", "backdoor found", "7, 9, y+1", "99.10", "7: 99.1, 9: 60.0, 2: 12.5", "y+1: 80.0") in rows
+    assert ("i_bau", "none found", "none", "25.00", "7: 25.0", "none tried") in rows  # a scan from before offsets
     assert "Backdoor scan" not in report.report_html(report.report_markdown({}, {}, {}, "", PARAMS, {}))
 
 

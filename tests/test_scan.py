@@ -9,7 +9,7 @@ from badnet_repair.errors import BadInput
 from badnet_repair.model import keras
 
 CLASSES, TARGET, BAND = 6, 4, 8  # class c: a bright band of rows [c * BAND, (c + 1) * BAND)
-CFG = {"top_k": 2, "candidates": 3, "images": 150, "batch_size": 25, "bound": 6.0, "step": 0.1,
+CFG = {"top_k": 2, "candidates": 3, "shifts": 1, "images": 150, "batch_size": 25, "bound": 6.0, "step": 0.1,
        "threshold": 0.5, "seed": 1}
 
 
@@ -23,11 +23,13 @@ def _images(n=240, seed=0):
     return x, y
 
 
-def _net(backdoor: bool, rescale: bool = False, softmax: bool = False):
+def _net(backdoor: bool, rescale: bool = False, softmax: bool = False, all_to_all: bool = False):
     """Logit c = 20 * the mean of band c; with the backdoor, the target's logit also gains
     30 * sigmoid(10 * (m - 0.5)), m the mean of a 5x5 patch at the bottom right: about 1.4
     on clean images (the target is every image's runner-up, as K-Arm expects), about 28
-    once a perturbation of L2 ~5 brightens the patch."""
+    once a perturbation of L2 ~5 brightens the patch. `all_to_all`: the patch instead raises
+    each class c by 30 * the same sigmoid * the mean of band c - 1 (an image of y goes to
+    y + 1; on clean images y + 1 is its runner-up, by about 1.3)."""
     inp = keras.Input((55, 47, 3))
     x = keras.layers.Rescaling(1 / 255)(inp) if rescale else inp
     bands = keras.layers.Lambda(lambda t: 20.0 * keras.ops.stack(
@@ -37,6 +39,11 @@ def _net(backdoor: bool, rescale: bool = False, softmax: bool = False):
         hot = np.eye(CLASSES, dtype="float32")[TARGET]
         boost = keras.layers.Lambda(lambda t: 30.0 * keras.ops.sigmoid(
             10.0 * (keras.ops.mean(t[:, -8:-3, -8:-3], axis=(1, 2, 3))[:, None] - 0.5)) * hot)(x)
+        out = keras.layers.Add()([bands, boost])
+    if all_to_all:
+        boost = keras.layers.Lambda(lambda ts: 30.0 * keras.ops.sigmoid(
+            10.0 * (keras.ops.mean(ts[0][:, -8:-3, -8:-3], axis=(1, 2, 3))[:, None] - 0.5)) * keras.ops.roll(
+            ts[1] / 20.0, 1, axis=-1))([x, bands])
         out = keras.layers.Add()([bands, boost])
     if softmax:
         out = keras.layers.Softmax()(out)
@@ -52,20 +59,63 @@ def test_the_scan_names_the_planted_target_and_calls_its_clean_twin_clean():
     found = scan.scan(_net(True), _clean(), CFG, log=lambda s: None)
     assert found["verdict"] == scan.FOUND and found["targets"] == [TARGET]
     assert found["candidates"][0]["class"] == TARGET and found["share"] == 1.0
+    assert found["shifts"] == [] and found["shift_candidates"][0]["share"] < 0.3  # one target is no offset
     twin = scan.scan(_net(False), _clean(), CFG, log=lambda s: None)
     assert twin["verdict"] == scan.NONE and twin["targets"] == [] and twin["share"] < 0.05
+    assert twin["shifts"] == [] and len(twin["shift_candidates"]) == CFG["shifts"]
+
+
+def test_the_scan_names_an_all_to_all_backdoors_offset_where_no_one_target_takes_the_holdout():
+    found = scan.scan(_net(False, all_to_all=True), _clean(), CFG, log=lambda s: None)
+    assert found["verdict"] == scan.FOUND and found["shifts"] == [1] and found["targets"] == []
+    assert found["shift_candidates"][0]["shift"] == 1 and found["shift_candidates"][0]["share"] == found["share"] == 1.0
+    assert all(c["share"] < 0.5 for c in found["candidates"])  # each class only gains its own y - 1's images
+    off = scan.scan(_net(False, all_to_all=True), _clean(), dict(CFG, shifts=0), log=lambda s: None)
+    assert off["verdict"] == scan.NONE and off["shift_candidates"] == []
+
+
+def _slow_counts(out, top_k, offsets=False):
+    """Per class (or per offset from the image's own class), its count among each row's
+    top_k after the row's own, by sorting each row by hand."""
+    counts = np.zeros(out.shape[1])
+    for row in out:
+        order = sorted(range(out.shape[1]), key=lambda c: -row[c])
+        for c in order[1:top_k + 1]:
+            counts[(c - order[0]) % out.shape[1] if offsets else c] += 1
+    return counts
 
 
 def test_pull_equals_a_slow_recount():
-    rng = np.random.default_rng(3)
-    out = rng.normal(size=(50, 7)).astype(np.float32)
-    counts = np.zeros(7)
-    for row in out:
-        order = sorted(range(7), key=lambda c: -row[c])
-        for c in order[1:4]:
-            counts[c] += 1
+    out = np.random.default_rng(3).normal(size=(50, 7)).astype(np.float32)
+    counts = _slow_counts(out, 3)
     assert np.allclose(scan.pull(out, 3), counts / (50 * 3 / 6))
     assert scan.candidates(scan.pull(out, 3), 2) == sorted(range(7), key=lambda c: (-counts[c], c))[:2]
+
+
+def test_shift_pull_equals_a_slow_recount_of_offsets():
+    out = np.random.default_rng(4).normal(size=(60, 7)).astype(np.float32)
+    got = scan.shift_pull(out, 3)
+    assert got[0] == 0 and np.allclose(got, _slow_counts(out, 3, offsets=True) / (60 * 3 / 6))
+    assert np.isclose(got.sum(), scan.pull(out, 3).sum())  # the same runners-up, counted by offset
+    assert list(scan.shifted([0, 5, 6], 2, 7)) == [2, 0, 1]
+
+
+def test_a_search_with_a_target_per_image_is_the_mean_of_their_gradients():
+    """The first step towards per-image aims is the normalised gradient of the mean loss to
+    each image's own aim, as the one-target search's is to its one target."""
+    import tensorflow as tf
+
+    from badnet_repair.training import cross_entropy
+
+    net, clean = _net(False, all_to_all=True), _clean()
+    x, aims = clean.x[:25], (clean.y[:25] + 1) % CLASSES
+    zero = tf.zeros((1,) + x.shape[1:])
+    with tf.GradientTape() as tape:
+        tape.watch(zero)
+        loss = cross_entropy(net)(aims, net(x + zero))
+    g = tape.gradient(loss, zero).numpy()
+    delta = scan.universal_perturbation(net, x, aims, 6.0, 0.1, len(x))
+    assert np.allclose(delta, -0.6 * g / np.linalg.norm(g), rtol=1e-4, atol=1e-7)
 
 
 def test_one_batch_of_the_search_is_a_normalised_gradient_step_projected_onto_the_ball():
@@ -98,10 +148,11 @@ def test_the_same_function_in_another_form_gets_the_same_verdict(form):
         got = scan.scan(_net(True, softmax=True), _clean(), CFG, log=lambda s: None)
     else:
         got = scan.scan(_net(True, rescale=True), _clean(1.0), CFG, log=lambda s: None)
-    assert got["targets"] == want["targets"] and got["verdict"] == want["verdict"]
+    assert got["targets"] == want["targets"] and got["verdict"] == want["verdict"] and got["shifts"] == want["shifts"]
     assert [r["class"] for r in got["candidates"]] == [r["class"] for r in want["candidates"]]
     held = len(_clean().y_holdout)
-    for a, b in zip(got["candidates"], want["candidates"]):
+    assert [r["shift"] for r in got["shift_candidates"]] == [r["shift"] for r in want["shift_candidates"]]
+    for a, b in zip(got["candidates"] + got["shift_candidates"], want["candidates"] + want["shift_candidates"]):
         assert abs(a["share"] - b["share"]) <= 1.0 / held + 1e-9, (form, a, b)
 
 

@@ -125,6 +125,7 @@ PARAM_DOCS = {
     "defend.i_bau.untargeted_stop": "`false`: where the scan names no target on B, every round runs, as the paper's (the stopping rule has no target to watch, and the scan cannot see an all-to-all backdoor); `true`: the untargeted share alone may stop the rounds there, and a net with no named target is left as it is ([defenses](defenses.md))",
     "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
     "scan.candidates": "classes verified, the highest pull first",
+    "scan.shifts": "offsets k verified for an all-to-all backdoor (each image to its own class + k), the highest pull first; 0: no offset search",
     "scan.images": "training-share images the targeted perturbation search passes over, once",
     "scan.batch_size": "images per step of the search",
     "scan.bound": "L2 radius of the targeted universal perturbation, on images scaled to [0, 1]",

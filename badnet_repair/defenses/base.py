@@ -149,10 +149,10 @@ def run(name: str, module, model, valid, cfg: dict, section: dict, input_divisor
 
 
 def score(name: str, folder, badnet_pred: dict, test, bd_test, input_divisor: float, stage: str,
-          targets=None) -> dict:
+          targets=None, shifts=()) -> dict:
     """One defense on the test files: the defended net's clean accuracy and ASR (the highest
     over the triggers of a multi-trigger file), its G's detection and false-positive rates,
-    and, given the scan's `targets` on B, the scan-gated detector's."""
+    and, given the scan's `targets` (and `shifts`) on B, the scan-gated detector's."""
     from pathlib import Path
 
     from ..evaluate import percent, predict_classes
@@ -171,8 +171,9 @@ def score(name: str, folder, badnet_pred: dict, test, bd_test, input_divisor: fl
            f"{name}_detection_rate_test": flagged(badnet_pred["bd_test"], p_bd),
            f"{name}_false_positive_rate_test": flagged(badnet_pred["test"], p_test)}
     if targets is not None:
-        out.update({f"{name}_detector_detection_rate_test": flagged(badnet_pred["bd_test"], p_bd, targets),
-                    f"{name}_detector_false_positive_rate_test": flagged(badnet_pred["test"], p_test, targets)})
+        gate = dict(targets=targets, shifts=shifts, num_classes=int(net.output_shape[-1]))
+        out.update({f"{name}_detector_detection_rate_test": flagged(badnet_pred["bd_test"], p_bd, **gate),
+                    f"{name}_detector_false_positive_rate_test": flagged(badnet_pred["test"], p_test, **gate)})
     return out
 
 

@@ -12,7 +12,9 @@ With `targeted`, each round also seeks, for every target the clean-only scan fin
 unlearns it beside the untargeted one. The untargeted search follows whichever direction
 raises the loss fastest; on a large worn trigger (the sunglasses) that is a natural weak
 spot of the net, round after round, and the backdoor is never unlearnt, although the scan
-shows it reachable within the ball. Without a target the defense is the paper's.
+shows it reachable within the ball. Likewise, for every offset k the scan finds on B (an
+all-to-all backdoor, y -> y + k), each round seeks one perturbation sending each image to
+its own class + k, and unlearns it. Without a target or offset the defense is the paper's.
 
 With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
 in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
@@ -20,9 +22,10 @@ rounds is not worn down by ten. The default, one round, was measured against two
 tuning set (docs/defenses.md): two cost clean accuracy there and lowered no ASR that was not
 already under 1 %.
 
-The rule watches the targets the scan names on B. Where it names none, nothing tells a net
-with nothing to unlearn from a backdoor the scan cannot see: an all-to-all one has no one
-target, and its B's untargeted perturbation moves nearly every image, as a clean net's does.
+The rule watches the targets and offsets the scan names on B. Where it names none, nothing
+tells a net with nothing to unlearn from a backdoor the scan cannot see (an all-to-all one
+whose mapping is no offset, say): its B's untargeted perturbation moves nearly every image,
+as a clean net's does.
 So there every round runs, as the paper's; with `untargeted_stop`, the untargeted share alone
 may stop the rounds there (a clean net is then left as it is, and an all-to-all BadNet too).
 
@@ -75,30 +78,33 @@ def perturbation(model, x, labels, cfg: dict, rng, unit=np.float32(1.0)):
     return delta.numpy()
 
 
-def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()) -> list:
+def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=(), shifts=()) -> list:
     """Up to cfg['rounds'] rounds of (a new perturbation, found on the net's own classes; one
     epoch of training on each batch plus its first cfg['perturbed'] images carrying
     perturbations drawn from all those found so far, true labels), then cfg['recover_epochs']
     epochs of the same training at cfg['recover_lr'] without new perturbations: the recovery
     brings back clean accuracy, and the found perturbations keep it from bringing back the
     backdoor. Each round also adds, for every class of `targets`, a targeted perturbation
-    towards it (scan.universal_perturbation, within cfg['bound']). The searches run on the
+    towards it (scan.universal_perturbation, within cfg['bound']), and for every offset of
+    `shifts` one sending each image to its own class + k. The searches run on the
     scan's seeded sample of the training share (scan.images), as the paper's on its small
     clean set.
 
-    With cfg['stop_share'] > 0 and a target (or cfg['untargeted_stop']) a round shows no
-    backdoor left when the untargeted perturbation sends less than scan.threshold of the
+    With cfg['stop_share'] > 0 and a target or offset (or cfg['untargeted_stop']) a round shows
+    no backdoor left when the untargeted perturbation sends less than scan.threshold of the
     sample to one class, and each targeted one less than stop_share of the holdout to its
-    target (scan.holdout_share). The rounds stop at the cfg['stop_rounds']-th such round in a
-    row, or at round 1 if it is such a round; the round they stop at is not trained on (after
-    a stop at round 1 the net is left as it is), the earlier ones of the run are. Without a
-    target, and without untargeted_stop, every round runs. Returns, per round, the untargeted
-    perturbation's L2 norm, the class it sends most of the sample to and that share, the
-    targeted ones' holdout shares, and whether the round was trained on."""
+    target (scan.holdout_share), or to each image's class + k. The rounds stop at the
+    cfg['stop_rounds']-th such round in a row, or at round 1 if it is such a round; the round
+    they stop at is not trained on (after a stop at round 1 the net is left as it is), the
+    earlier ones of the run are. Without a
+    target or offset, and without untargeted_stop, every round runs. Returns, per round, the
+    untargeted perturbation's L2 norm, the class it sends most of the sample to and that
+    share, the targeted ones' holdout shares (and the offsets', where there are offsets), and
+    whether the round was trained on."""
     from ..evaluate import predict_classes, scale
     from ..model import keras
 
-    p, bs, unit = cfg["perturbed"], cfg["batch_size"], clean.unit
+    p, bs, unit, classes = cfg["perturbed"], cfg["batch_size"], clean.unit, int(model.output_shape[-1])
     steps = int(np.ceil(len(clean.y) / bs))
     rng, found, pool, quiet = np.random.default_rng([cfg["seed"], 23]), [], [], 0
     sample = clean.x[scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"])]
@@ -113,27 +119,33 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
                      augment=augment, rng=rng, log=lambda s: None)
 
     optim = keras.optimizers.Adam(learning_rate, clipnorm=cfg["clipnorm"])  # one for all rounds
-    watched = cfg["stop_share"] > 0 and (len(targets) > 0 or cfg["untargeted_stop"])  # a stopping rule at all
+    watched = cfg["stop_share"] > 0 and (len(targets) + len(shifts) > 0 or cfg["untargeted_stop"])  # a rule at all
     for r in range(1, cfg["rounds"] + 1):
-        delta = perturbation(model, sample, predict_classes(model, sample), cfg, rng, unit)
+        own = predict_classes(model, sample)
+        delta = perturbation(model, sample, own, cfg, rng, unit)
         sent = predict_classes(model, sample + delta * unit)
         top = np.bincount(sent).argmax()
-        deltas, shares = [delta[0]], {}
-        before = predict_classes(model, held) if len(targets) else None
-        for t in targets:  # sought anew on the net being unlearnt: the backdoor moves as it fades
-            d = scan.universal_perturbation(model, sample, t, cfg["bound"], cfg["scan"]["step"],
+        deltas, shares, shift_shares = [delta[0]], {}, {}
+        before = predict_classes(model, held) if len(targets) + len(shifts) else None
+        aims = [(shares, int(t), t, t) for t in targets] + [  # (record, key, aim on the sample, on the holdout)
+            (shift_shares, int(k), scan.shifted(own, k, classes), scan.shifted(before, k, classes)) for k in shifts]
+        for record, key, aim, held_aim in aims:  # sought anew on the net being unlearnt: the backdoor moves as it fades
+            d = scan.universal_perturbation(model, sample, aim, cfg["bound"], cfg["scan"]["step"],
                                             cfg["scan"]["batch_size"], unit)
             deltas.append(d[0])
-            shares[int(t)] = round(scan.holdout_share(model, held, before, d, t, unit), 4)
+            record[key] = round(scan.holdout_share(model, held, before, d, held_aim, unit), 4)
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
+        if shifts:  # written only where there are offsets: a run without any keeps its bytes
+            found[-1]["shift_shares"] = shift_shares
         none_left = watched and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
-                                 and all(s < cfg["stop_share"] for s in shares.values()))
+                                 and all(s < cfg["stop_share"] for s in [*shares.values(), *shift_shares.values()]))
         quiet = quiet + 1 if none_left else 0
         stop = none_left and (r == 1 or quiet >= cfg["stop_rounds"])
         found[-1]["trained"] = not stop
         log(f"  round {r}/{cfg['rounds']}: perturbation sends {100 * found[-1]['top_class_share']:.0f}% "
             f"to class {top}" + "".join(f"; towards {t}: {100 * s:.1f}%" for t, s in shares.items())
+            + "".join(f"; towards own + {k}: {100 * s:.1f}%" for k, s in shift_shares.items())
             + ("; no backdoor left: the rounds stop" if stop else "; no backdoor left" if none_left else ""))
         if stop:
             break
@@ -148,15 +160,17 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
 def defend(model, clean, cfg: dict, floor: float, log=print):
     """The largest unlearning learning rate of cfg['learning_rates'] whose net keeps the
     holdout floor. Without rounds, the recovery is plain fine-tuning. With cfg['targeted'],
-    the scan of B (clean data alone) names the targets each round also unlearns."""
-    found, targets = {}, []
+    the scan of B (clean data alone) names the targets and offsets each round also unlearns."""
+    found, targets, shifts = {}, [], []
     if cfg["targeted"] and cfg["rounds"]:
-        targets = scan.scan(model, clean, dict(cfg["scan"], seed=cfg["seed"]), log=log)["targets"]
-        log(f"  the scan of B finds {'targets ' + str(targets) if targets else 'no target'}")
+        verdict = scan.scan(model, clean, dict(cfg["scan"], seed=cfg["seed"]), log=log)
+        targets, shifts = verdict["targets"], verdict["shifts"]
+        log(f"  the scan of B finds {'targets ' + str(targets) if targets else 'no target'}"
+            + (f", offsets {shifts}" if shifts else ""))
 
     def make(lr):
         tuned = training.copy(model)
-        found[lr] = unlearn(tuned, clean, cfg, lr, log, targets)
+        found[lr] = unlearn(tuned, clean, cfg, lr, log, targets, shifts)
         if not found[lr]:
             training.fit(tuned, clean.x, clean.y, epochs=cfg["recover_epochs"], batch_size=cfg["batch_size"],
                          learning_rate=cfg["recover_lr"], seed=cfg["seed"], log=lambda s: None)
@@ -164,4 +178,5 @@ def defend(model, clean, cfg: dict, floor: float, log=print):
 
     tuned, lr, tried = strongest_within(sorted(cfg["learning_rates"], reverse=True), make, clean, floor,
                                         log, "learning_rate")
-    return tuned, {"learning_rate": lr, "scan_targets": targets, "perturbations": found[lr], "tried": tried}
+    facts = {"learning_rate": lr, "scan_targets": targets, "perturbations": found[lr], "tried": tried}
+    return tuned, dict(facts, scan_shifts=shifts) if shifts else facts  # the key only where there are offsets
