@@ -484,9 +484,18 @@ def scan_calibration() -> str:
             f"**{scan.calibrate(rows, threshold):g}** (threshold {threshold:g}, margin 2).\n")
 
 
+def scan_offsets() -> str:
+    """benchmarks/scan_offsets.py's rows: the scan's time per net without and with its offset
+    search, in turns in one process."""
+    rows = [[r["net"], r["shifts"], r["repeats"], r["median_seconds"], r["ratio"], r["found"], r["beside"], r["cpu"]]
+            for r in _csv(f"{RESULTS}/scan_offsets.csv")]
+    return _table(["net", "scan.shifts", "repeats", "median s", "ratio to no offsets", "found", "beside", "CPU"],
+                  rows, "|---|---:|---:|---:|---:|---|---|---|")
+
+
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration, prune_orders, i_bau_stop,
+                                     defense_times, raw_pixels, scan_calibration, scan_offsets, prune_orders, i_bau_stop,
                                      family_strength, defense_compare, tests, suite_steps, pipeline, drawing,
                                      commands_by_cpu)}
 
