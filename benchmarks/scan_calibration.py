@@ -1,5 +1,5 @@
-"""The scan's calibration: every candidate's share at a ladder of bounds, on clean nets and
-on BadNets, into benchmarks/results/scan_calibration.csv. Only the clean nets' rows choose
+"""The scan's calibration: every candidate's and offset's share at a ladder of bounds, on clean
+nets and on BadNets (an offset k's row has class "y+k"), into benchmarks/results/scan_calibration.csv. Only the clean nets' rows choose
 the bound (badnet_repair.scan.calibrate); the BadNets' rows show what that choice finds.
 
     python benchmarks/scan_calibration.py NAME=ROOT[=MODEL] [...] --bounds 4,5,6,8
@@ -32,7 +32,7 @@ def main():
         name, root, *model_path = spec.split("=")
         root = Path(root)
         attack = json.loads((root / "metrics/attack.json").read_text())
-        targets = set(attack.get("triggers", {}).values()) if attack.get("poison_rate", 0) > 0 else set()
+        targets = {str(t) for t in attack.get("triggers", {}).values()} if attack.get("poison_rate", 0) > 0 else set()
         model = load_badnet(model_path[0] if model_path else root / "models/badnet.h5")
         valid = h5data.read(root / "data/cl/valid.h5")
         clean = Clean(valid.x, valid.y, defend["holdout"], defend["seed"], json.loads(
@@ -41,13 +41,15 @@ def main():
             start = time.perf_counter()
             out = scan.scan(model, clean, dict(cfg, bound=bound, seed=defend["seed"]), log=lambda s: None)
             seconds = time.perf_counter() - start
-            for r in out["candidates"]:
-                rows.append({"key": f"{name}/{bound:g}/{r['class']}", "net": name,
-                             "kind": "BadNet" if targets else "clean", "bound": f"{bound:g}", "class": r["class"],
-                             "is_target": r["class"] in targets, "pull": r["pull"], "share": r["share"],
+            tried = [(str(r["class"]), r) for r in out["candidates"]] + [
+                (f"y+{r['shift']}", r) for r in out.get("shift_candidates", [])]  # all-to-all's trigger: "y+1"
+            for label, r in tried:
+                rows.append({"key": f"{name}/{bound:g}/{label}", "net": name,
+                             "kind": "BadNet" if targets else "clean", "bound": f"{bound:g}", "class": label,
+                             "is_target": label in targets, "pull": r["pull"], "share": r["share"],
                              "seconds": round(seconds, 1), "cpu": docs.machine()})
             print(f"{name} bound {bound:g}: " + ", ".join(
-                f"{r['class']}{'*' if r['class'] in targets else ''} {100 * r['share']:.1f}%" for r in out["candidates"])
+                f"{label}{'*' if label in targets else ''} {100 * r['share']:.1f}%" for label, r in tried)
                 + f" [{seconds:.1f}s]", flush=True)
     docs.record("scan_calibration", rows)
 
