@@ -1,6 +1,7 @@
 """The scan's calibration: every candidate's and offset's share at a ladder of bounds, on clean
-nets and on BadNets (an offset k's row has class "y+k"), into benchmarks/results/scan_calibration.csv. Only the clean nets' rows choose
-the bound (badnet_repair.scan.calibrate); the BadNets' rows show what that choice finds.
+nets and on BadNets (an offset k's row has class "y+k"), into
+benchmarks/results/scan_calibration.csv. Only the clean nets' rows choose the bound
+(badnet_repair.scan.calibrate); the BadNets' rows show what that choice finds.
 
     python benchmarks/scan_calibration.py NAME=ROOT[=MODEL] [...] --bounds 4,5,6,8
 

@@ -48,10 +48,11 @@ def main():
                 found[shifts] = " ".join([*map(str, out["targets"]), *(f"y+{k}" for k in out["shifts"])]) or "none"
         base = statistics.median(times[0])
         for shifts, ts in times.items():
+            median = statistics.median(ts)
             rows.append({"key": f"{name}/{shifts}/{args.beside}", "net": name, "shifts": shifts, "repeats": args.repeat,
-                         "median_seconds": round(statistics.median(ts), 1), "ratio": round(statistics.median(ts) / base, 2),
+                         "median_seconds": round(median, 1), "ratio": round(median / base, 2),
                          "found": found[shifts], "beside": args.beside, "cpu": docs.machine()})
-            print(f"{name}, scan.shifts {shifts}: {statistics.median(ts):.1f} s (x{statistics.median(ts) / base:.2f}), "
+            print(f"{name}, scan.shifts {shifts}: {median:.1f} s (x{median / base:.2f}), "
                   f"found {found[shifts]}", flush=True)
     if args.out:
         docs.record("scan_offsets", rows)

@@ -295,7 +295,8 @@ def test_sau_shared_loss_is_the_papers_formula_computed_by_hand():
     assert got == pytest.approx(total / 2 / len(probs), rel=1e-5)
 
 
-SCAN = {"top_k": 3, "candidates": 2, "shifts": 1, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1, "threshold": 0.5}
+SCAN = {"top_k": 3, "candidates": 2, "shifts": 1, "images": 20, "batch_size": 10, "bound": 3.0, "step": 0.1,
+        "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
          "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "scan": SCAN}

@@ -495,9 +495,9 @@ def scan_offsets() -> str:
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration, scan_offsets, prune_orders, i_bau_stop,
-                                     family_strength, defense_compare, tests, suite_steps, pipeline, drawing,
-                                     commands_by_cpu)}
+                                     defense_times, raw_pixels, scan_calibration, scan_offsets, prune_orders,
+                                     i_bau_stop, family_strength, defense_compare, tests, suite_steps, pipeline,
+                                     drawing, commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
