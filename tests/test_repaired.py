@@ -183,3 +183,47 @@ def test_detector_flags_a_subset_of_what_g_flags():
     assert flagged(cb, cp, [2], [1], num_classes=6) == pytest.approx(by_offset) and by_offset < flagged(cb, cp)
     with pytest.raises(ValueError, match="num_classes"):
         flagged(cb, cp, [2], [1])
+
+
+def _offset_detector():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/offset_detector.py"
+    spec = importlib.util.spec_from_file_location("offset_detector", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_wider_offset_rule_measured_is_the_detectors_rule_at_m_1_and_flags_more_as_m_grows():
+    """benchmarks/offset_detector.py's slow form: at m = 1 it is repaired.decide's detector
+    with offsets, image by image; a larger m flags a superset, never more than G."""
+    bench = _offset_detector()
+    rng = np.random.default_rng(3)
+    b, d = rng.normal(0, 1, (500, 7)), rng.normal(0, 1, (500, 7))
+    d[:, :] += 2 * np.roll(np.eye(7), -1, 1)[b.argmax(1)]  # the defended net often puts B's class - 1 high
+    cb, cd = b.argmax(1), d.argmax(1)
+    assert np.array_equal(bench.flagged(b, d, [1], 1), repaired_classes(cb, cd, 7, [], [1]) == 7)
+    last = bench.flagged(b, d, [1], 1)
+    for m in (2, 3, 7):
+        now = bench.flagged(b, d, [1], m)
+        assert (now >= last).all()
+        last = now
+    assert (bench.flagged(b, d, [1], 1) != last).any() and np.array_equal(last, cb != cd)  # m = N: G
+
+
+def test_the_committed_offset_detector_rows_at_m_1_are_the_leaderboards_detector():
+    """The benchmark's m = 1 rows re-measure what the suite's evaluation measured for the same
+    net and defense: the detector's detection and clean false-positive rates, to the hundredth."""
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    board = {(r["name"], r["defense"]): r for r in csv.DictReader((root / "suite/metrics/leaderboard.csv").open())}
+    rows = [r for r in csv.DictReader((root / "benchmarks/results/offset_detector.csv").open()) if r["m"] == "1"]
+    assert rows
+    for r in rows:
+        ref = board[(r["net"], r["defense"])]
+        assert abs(float(r["detection"]) - float(ref["detector_detection_rate_test"])) < 0.006, r["net"]
+        assert abs(float(r["test_flagged"]) - float(ref["detector_false_positive_rate_test"])) < 0.006, r["net"]

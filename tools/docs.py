@@ -493,11 +493,21 @@ def scan_offsets() -> str:
                   rows, "|---|---:|---:|---:|---:|---|---|---|")
 
 
+def offset_detector() -> str:
+    """benchmarks/offset_detector.py's rows: an all-to-all net's detector if it looked at the
+    defended net's m highest classes, m chosen on the clean holdout."""
+    rows = [[r["net"], r["defense"], r["m"], "yes" if r["chosen"] == "True" else "", r["holdout_flagged"],
+             r["test_flagged"], r["detection"], r["detection_of_obeyed"], r["cpu"]]
+            for r in _csv(f"{RESULTS}/offset_detector.csv")]
+    return _table(["net", "defense", "m", "chosen", "holdout flagged %", "clean test flagged %", "detection %",
+                   "detection of what B obeys %", "CPU"], rows, "|---|---|---:|---|---:|---:|---:|---:|---|")
+
+
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration, scan_offsets, prune_orders,
-                                     i_bau_stop, family_strength, defense_compare, tests, suite_steps, pipeline,
-                                     drawing, commands_by_cpu)}
+                                     defense_times, raw_pixels, scan_calibration, scan_offsets, offset_detector,
+                                     prune_orders, i_bau_stop, family_strength, defense_compare, tests, suite_steps,
+                                     pipeline, drawing, commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
