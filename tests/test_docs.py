@@ -198,9 +198,9 @@ def test_record_replaces_the_rows_of_the_same_key(tmp_path):
 
 def test_the_readme_claims_hold_for_the_committed_files():
     """The README's sentences about its tables: pruning alone leaves the backdoor (every B'_X
-    keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), and no defense
-    meets the target on any BadNet of the suite but I-BAU, which meets it on some, not all,
-    and on most of the tuning set (each miss named with the ASR it keeps)."""
+    keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), I-BAU meets the target
+    on most BadNets, not all, and on most of the tuning set (each miss named with the ASR it
+    keeps), and each other defense's net that meets it is named."""
     import pandas as pd
 
     readme = README.read_text()
@@ -213,9 +213,15 @@ def test_the_readme_claims_hold_for_the_committed_files():
     met = (board["attack_success_rate_test"] <= 1.0) & \
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
     text = " ".join(readme.split())
-    assert "Only I-BAU, the default, meets the target, and not on every BadNet" in text
-    assert set(board[met]["defense"]) == {"i_bau"}, board[met]
-    assert not met[board["defense"] == "i_bau"].all()
+    assert "I-BAU, the default, meets the target on most BadNets, not on every one" in text
+    ours = board["defense"] == "i_bau"
+    assert 0.5 < met[ours].mean() < 1
+    others = board[met & ~ours]  # each named with its defense
+    said = re.search(r"Of the other defenses only (.*?):", text)
+    if others.empty:
+        assert "The other defenses meet it on no BadNet" in text and not said
+    for _, row in others.iterrows():
+        assert said and row["name"] in said.group(1) and row["defense"].replace("_", "-") in said.group(1).lower()
     tuned = board[(board["set"] == "tuning") & (board["defense"] == "i_bau")]
     assert len(tuned) >= 8 and met[tuned.index].sum() >= 8
     from badnet_repair.families import FAMILIES
@@ -224,7 +230,6 @@ def test_the_readme_claims_hold_for_the_committed_files():
                           f"{fams} of them family nets") in text
     for _, row in tuned[~met[tuned.index]].iterrows():
         assert f"on {row['name']} it keeps {round(row['attack_success_rate_test'])} % ASR" in text, row["name"]
-    assert "The other defenses meet it on no BadNet" in text
     assert yaml.safe_load(docs.git_index("params.yaml"))["defend"]["default"] == "i_bau"
 
 
@@ -253,8 +258,8 @@ def test_the_readme_claim_on_the_evaluation_set_holds():
 def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
     """docs/scan.md's "What it misses", counted again from the committed leaderboard: how
     many defended nets keep more than 1 % ASR, which of them the scan calls clean (each named
-    with its rounded ASR), that it never calls a repaired BadNet backdoored, and which defended
-    clean nets it does call so."""
+    with its rounded ASR), and which repaired BadNets' nets (ASR at or under 1 %) and which
+    defended clean nets it calls backdoored."""
     import pandas as pd
 
     text = " ".join((ROOT / "docs" / "scan.md").read_text().split())
@@ -266,8 +271,8 @@ def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
             f"nets keep more than 1 % ASR, and the scan calls {len(missed)} of them clean") in text
     for _, row in missed.iterrows():
         assert re.search(rf"of {re.escape(row['name'])} \({round(row['attack_success_rate_test'])} %", text), row["name"]
-    assert not (found & ~kept & (board["poison_rate"] > 0)).any()  # no BadNet's net at or under 1 % ASR
-    wrong = board[found & ~kept]  # clean nets' defended nets called backdoored, each named
-    assert f"the scan calls {len(wrong)} defended clean nets backdoored" in text
-    for _, row in wrong.iterrows():
-        assert f"{row['defense']} on {row['name']} ({round(row['scan_share'])} %" in text, (row["name"], row["defense"])
+    for clean_net, what in ((False, "defended BadNet{} at or under 1 % ASR"), (True, "defended clean net{}")):
+        wrong = board[found & ~kept & ((board["poison_rate"] == 0) == clean_net)]  # called backdoored, each named
+        assert f"the scan calls {len(wrong)} {what.format('' if len(wrong) == 1 else 's')} backdoored" in text
+        for _, row in wrong.iterrows():
+            assert f"{row['defense']} on {row['name']} ({round(row['scan_share'])} %" in text, (row["name"], row["defense"])

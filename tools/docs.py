@@ -503,11 +503,19 @@ def offset_detector() -> str:
                    "detection of what B obeys %", "CPU"], rows, "|---|---|---:|---|---:|---:|---:|---:|---|")
 
 
+def i_bau_phases() -> str:
+    """benchmarks/i_bau_phases.py's rows: where one I-BAU run's time goes, per net."""
+    rows = [[r["net"], r["phase"], r["seconds"], r["calls"], r["share"], r["run_seconds"], r["rounds_trained"],
+             r["beside"], r["cpu"]] for r in _csv(f"{RESULTS}/i_bau_phases.csv")]
+    return _table(["net", "phase", "s", "calls", "% of the run", "run s", "rounds trained", "beside", "CPU"],
+                  rows, "|---|---|---:|---:|---:|---:|---:|---|---|")
+
+
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, offset_detector,
-                                     prune_orders, i_bau_stop, family_strength, defense_compare, tests, suite_steps,
-                                     pipeline, drawing, commands_by_cpu)}
+                                     i_bau_phases, prune_orders, i_bau_stop, family_strength, defense_compare, tests,
+                                     suite_steps, pipeline, drawing, commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
