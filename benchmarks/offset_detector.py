@@ -11,7 +11,6 @@ for the figures only, data/cl/test.h5 and data/bd/bd_test.h5. Rows go to
 benchmarks/results/offset_detector.csv: the share flagged of the holdout, of the clean test
 images, of the poisoned test images, and of those among them that B sends to its own class + k."""
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,8 +19,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import docs  # noqa: E402
 
-from badnet_repair import h5data, params  # noqa: E402
+from badnet_repair import artifacts, params  # noqa: E402
 from badnet_repair.defenses.base import DEFENDED, Clean  # noqa: E402
+from badnet_repair.evaluate import predict  # noqa: E402
 from badnet_repair.model import load_badnet  # noqa: E402
 
 LADDER = (1, 2, 3, 5, 10, 20, 50, 100)
@@ -49,17 +49,18 @@ def main():
     for spec in args.nets:
         name, root = spec.split("=")
         root = Path(root)
-        shifts = json.loads((root / "metrics/scan.json").read_text())["badnet"]["shifts"]
+        shifts = artifacts.scan_targets(root, key="shifts")
         if not shifts:
             print(f"{name}: the scan found no offset on B; skipped")
             continue
-        div = json.loads((root / "models/badnet.json").read_text())["input_divisor"]
-        nets = [load_badnet(root / "models/badnet.h5"), load_badnet(root / "models/defenses" / args.defense / DEFENDED)]
-        valid = h5data.read(root / "data/cl/valid.h5")
+        badnet, info = artifacts.badnet(root)
+        div = info["input_divisor"]
+        nets = [badnet, load_badnet(root / "models/defenses" / args.defense / DEFENDED)]
+        valid = artifacts.read_split("valid", badnet, root)
         clean = Clean(valid.x, valid.y, defend["holdout"], defend["seed"], div)
-        bd = h5data.read(root / "data/bd/bd_test.h5")
-        sets = {"holdout": clean.x_holdout, "test": h5data.read(root / "data/cl/test.h5").x, "bd_test": bd.x}
-        outs = {s: [m.predict(x / div, batch_size=500, verbose=0) for m in nets] for s, x in sets.items()}
+        bd = artifacts.read_split("bd_test", badnet, root)
+        sets = {"holdout": clean.x_holdout, "test": artifacts.read_split("test", badnet, root).x, "bd_test": bd.x}
+        outs = {s: [predict(m, x, div) for m in nets] for s, x in sets.items()}
         rates = {m: {s: flagged(*outs[s], shifts, m) for s in sets} for m in LADDER}
         chosen = max(m for m in LADDER if 100 * rates[m]["holdout"].mean() <= args.budget)
         obeyed = outs["bd_test"][0].argmax(1) == bd.y  # B sends the image to its own class + k
