@@ -2,10 +2,13 @@
 small-preset BadNet. The tests check properties, not lucky numbers: what a defense prunes
 stays exactly zero, no defense reads a poisoned file, G obeys its rule, the scores equal a
 plain recomputation, and the clean-only choice rule does what it says."""
+import contextlib
 import json
-import shutil
+import os
+import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import yaml
@@ -23,18 +26,58 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFENSES = defenses.names()
 
 
+# The files a defender must never read, and every file opened while the defenses and the scan ran.
+UNSEEN = ("data/bd/bd_valid.h5", "data/bd/bd_test.h5", "data/cl/test.h5", "metrics/attack.json")
+OPENED = {"recording": False, "paths": set()}
+
+
+def _record(event, args):
+    if OPENED["recording"] and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        OPENED["paths"].add(os.path.abspath(os.fsdecode(args[0])))
+
+
+@contextlib.contextmanager
+def _opens_recorded():
+    """Record every path opened meanwhile: Python's own opens (an audit hook: open, io.open,
+    os.open) and h5py's, which open in C and raise no audit event."""
+    if not OPENED.get("hooked"):
+        sys.addaudithook(_record)  # audit hooks stay for the process: this one is idle unless recording
+        OPENED["hooked"] = True
+    init = h5py.File.__init__
+
+    def opening(self, name, *args, **kwargs):
+        if isinstance(name, (str, bytes, os.PathLike)):
+            OPENED["paths"].add(os.path.abspath(os.fsdecode(name)))
+        init(self, name, *args, **kwargs)
+
+    h5py.File.__init__, OPENED["recording"] = opening, True
+    try:
+        yield OPENED["paths"]
+    finally:
+        h5py.File.__init__, OPENED["recording"] = init, False
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """A small-preset BadNet (fetch-data and baseline), then every defense, the scan and their scores."""
+    """A small-preset BadNet (fetch-data and baseline), then every defense, the scan and their
+    scores. The defenses and the scan run with the poisoned files, the clean test file and the
+    attack's facts in place, and every file they open is recorded (root / "opened.json")."""
     root = tmp_path_factory.mktemp("defenses") / "proj"
     root.mkdir()
     doc = yaml.safe_load((ROOT / "presets/small.yaml").read_text())
     doc["defend"]["names"] = DEFENSES
     (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    for stage, *args in [("fetch_data",), ("baseline",), *(("defend", d) for d in DEFENSES), ("scan",),
-                          ("evaluate_defenses",)]:
+    for stage, *args in [("fetch_data",), ("baseline",)]:
         code, err = run_stage(stage, root, *args)
         assert code == 0, (stage, args, err)
+    assert all((root / rel).is_file() for rel in UNSEEN)
+    with _opens_recorded() as opened:
+        for stage, *args in [*(("defend", d) for d in DEFENSES), ("scan",)]:
+            code, err = run_stage(stage, root, *args)
+            assert code == 0, (stage, args, err)
+    (root.parent / "opened.json").write_text(json.dumps(sorted(opened)))
+    code, err = run_stage("evaluate_defenses", root)
+    assert code == 0, err
     return root
 
 
@@ -115,29 +158,18 @@ def test_g_of_every_defense_obeys_the_rule_and_the_scores_equal_a_plain_recount(
             assert scores[f"{name}_{acc}_test"] == pytest.approx(100 * right / len(ds.y))
 
 
-def test_no_defense_and_not_the_scan_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(small, tmp_path):
-    """Without the poisoned files, the clean test file and the attack's facts (removed),
-    every defense stage makes the same nets, and the scan stage on B and those nets writes
-    the same metrics/scan.json, byte for byte; and dvc.yaml gives the defense stages and the
-    scan the clean validation file alone of the data, and no metrics to read."""
-    first = json.loads((small / "metrics/scan.json").read_text())
-    assert set(first) == {"badnet", *DEFENSES}
-    root = tmp_path / "proj"
-    shutil.copytree(small, root, ignore=shutil.ignore_patterns("defenses", "scan.json"))
-    for rel in ("data/bd/bd_valid.h5", "data/bd/bd_test.h5", "data/cl/test.h5", "metrics/attack.json"):
-        (root / rel).unlink()
-    info = json.loads((root / "models/badnet.json").read_text())  # how to feed B, nothing of the attack
+def test_no_defense_and_not_the_scan_reads_a_poisoned_file_the_test_file_or_the_attacks_facts(small):
+    """Every defense stage and the scan ran with the poisoned files, the clean test file and the
+    attack's facts beside them (the fixture), and opened none of them; the recorder saw the
+    clean validation file and B's files opened, so it sees both h5py's and Python's opens. And
+    dvc.yaml gives the defense stages and the scan the clean validation file alone of the data,
+    and no metrics to read."""
+    opened = set(json.loads((small.parent / "opened.json").read_text()))
+    assert {str(small / rel) for rel in ("data/cl/valid.h5", "models/badnet.h5", "models/badnet.json")} <= opened
+    assert not {str(small / rel) for rel in UNSEEN} & opened
+    assert set(json.loads((small / "metrics/scan.json").read_text())) == {"badnet", *DEFENSES}
+    info = json.loads((small / "models/badnet.json").read_text())  # how to feed B, nothing of the attack
     assert set(info) == {"source", "input_divisor", "num_classes"}
-    for name in DEFENSES:
-        code, err = run_stage("defend", root, name)
-        assert code == 0, (name, err)
-        for f in (base.DEFENDED, base.REPAIRED):  # the same weights (the files' metadata name the run)
-            load = load_repaired if f == base.REPAIRED else load_badnet
-            again, made = load(root / "models/defenses" / name / f), load(small / "models/defenses" / name / f)
-            assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), made.get_weights())), (name, f)
-    code, err = run_stage("scan", root)
-    assert code == 0, err
-    assert (root / "metrics/scan.json").read_bytes() == (small / "metrics/scan.json").read_bytes()
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for deps in (stages["defend"]["do"]["deps"], stages["scan"]["deps"]):
         assert [d for d in deps if d.startswith("data/")] == ["data/cl/valid.h5"]
