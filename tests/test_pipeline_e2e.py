@@ -254,9 +254,14 @@ def test_head_path_equals_full_model_prediction_by_prediction_on_the_small_prese
             assert np.array_equal(fast[k], slow), (split, k)
 
 
-def test_thresholds_experiment_runs_only_the_new_thresholds(repo):
+def test_thresholds_experiment_runs_only_the_new_thresholds_and_the_run_cache_brings_it_back(repo):
     """A new X runs its own export-variants@X and fine-prune@X; the X kept are not re-run,
-    nor are the two orders' sweeps (prune-orders): orders-kept reads B' per X from them."""
+    nor are the two orders' sweeps (prune-orders): orders-kept reads B' per X from them.
+    Then DVC's run-cache: back at the committed run, those params set again restore every
+    stage from the cache but evaluate-repaired, and every output comes back byte for byte.
+    evaluate-repaired runs again because it depends on the folders models/variants and
+    models/fine_pruned, where X = 2 and 4 stay (DVC deletes no output of a stage that left
+    dvc.yaml); it reads only the X in params.yaml, so its bytes are the cached run's."""
     from badnet_repair import variants
 
     root, env = repo
@@ -270,25 +275,16 @@ def test_thresholds_experiment_runs_only_the_new_thresholds(repo):
     assert changed["x4_channels_pruned"]["new"] is None and "x10_channels_pruned" not in changed
     index = variants.read_index(root / "models/variants", [1, 10], "export-variants")
     assert [e["threshold"] for e in index] == [1, 10]
+    made, params = _md5s(root), (root / "params.yaml").read_text()
     _restore(root, env)
-
-
-def test_run_cache_brings_back_earlier_params_without_running(repo):
-    """DVC's run-cache: params flipped back to a run DVC has seen run nothing, and every
-    output comes back byte for byte."""
-    root, env = repo
-    dvc = str(BIN / "dvc")
-    _restore(root, env)
-    first = _md5s(root)
-    params = root / "params.yaml"
-    committed = params.read_text()
-    params.write_text(committed.replace("order: ascending", "order: descending"))
-    assert _ran(_run([dvc, "repro"], root, env))[0] == "prune-sweep"
-    assert _md5s(root) != first
-    params.write_text(committed)
+    assert _md5s(root) != made
+    (root / "params.yaml").write_text(params)
     out = _run([dvc, "repro"], root, env)
-    assert _ran(out) == [] and "Stage 'prune-sweep' is cached - skipping run" in out, out
-    assert _md5s(root) == first
+    assert _ran(out) == ["evaluate-repaired"], out
+    for stage in ("orders-kept", "export-variants@1", "fine-prune@1", "report"):
+        assert f"Stage '{stage}' is cached - skipping run" in out, (stage, out)
+    assert sorted(p.name for p in (root / "models/variants").iterdir()) == ["1", "10", "2", "4"]
+    assert _md5s(root) == made
     _restore(root, env)
 
 
@@ -478,13 +474,15 @@ def test_queued_experiments_run_two_at_a_time_and_travel_to_another_clone(repo, 
         assert re.search(rf"\b{name}\s.*\bSuccess\b", status), status
         ran = set(_ran(_run([dvc, "queue", "logs", name], root, env)))
         assert not ran & {"fetch-data", "baseline", "activations", "scan", "detector"}, ran  # no BadNet trained again
-        # each runs what its params touch; a stage the run-cache holds (the run-cache and
-        # thresholds tests ran descending and X = 1) comes back without running
+        # each runs what its params touch; a stage the run-cache holds (the thresholds test
+        # ran X = 1 in the committed order) comes back without running
         assert {"export-variants@3", "fine-prune@3", "evaluate-repaired"} <= ran <= {
             "prune-sweep", "orders-kept", "evaluate-repaired", "report",
             *(f"{s}@{x}" for s in ("export-variants", "fine-prune") for x in (1, 2, 3))}, (orders[name], ran)
         if orders[name] == "ascending":  # the committed run's order: X = 2 is kept as it was
             assert not ran & {"prune-sweep", "export-variants@2", "fine-prune@2"}, ran
+        else:  # a new order: a new sweep, and every B' of it
+            assert {"prune-sweep", "export-variants@2", "fine-prune@2"} <= ran, ran
     assert _md5s(root) == before, "queued results must stay out of the workspace until applied"
 
     table = _run([dvc, "exp", "show", "--md", "--no-pager"], root, env)
