@@ -328,13 +328,16 @@ def commands_by_cpu() -> str:
 def tests() -> str:
     """The tests' slowest parts (pytest's --durations) in a fresh clone, solo, before and after
     issue 23's cuts (benchmarks/results/tests.csv)."""
-    rows = _csv(f"{RESULTS}/tests.csv")
-    head = (f"Before: {rows[0]['before_run']}. After: {rows[0]['after_run']}. "
-            f"CPU: {rows[0]['cpu']}, 2 cores.\n\n")
-    return head + _table(["part", "before (s)", "after (s)", "after / before"],
-                         [[r["part"], r["before_seconds"], r["after_seconds"],
-                           f"{float(r['after_seconds']) / float(r['before_seconds']):.2f}"] for r in rows],
-                         "|---|---:|---:|---:|")
+    groups: dict = {}  # one table per round of cuts: its two runs and CPU
+    for r in _csv(f"{RESULTS}/tests.csv"):
+        groups.setdefault((r["before_run"], r["after_run"], r["cpu"]), []).append(r)
+    return "\n".join(
+        f"Before: {before}. After: {after}. CPU: {cpu}, 2 cores.\n\n"
+        + _table(["part", "before (s)", "after (s)", "after / before"],
+                 [[r["part"], r["before_seconds"], r["after_seconds"],
+                   f"{float(r['after_seconds']) / float(r['before_seconds']):.2f}"] for r in rows],
+                 "|---|---:|---:|---:|")
+        for (before, after, cpu), rows in groups.items())
 
 
 def suite_steps() -> str:
