@@ -9,10 +9,7 @@ from .evaluate import percent
 def baseline(pred: dict, labels: dict, files: dict | None = None) -> dict:
     """B's clean accuracy and ASR (percent) on the four files, and macro P/R/F1 on clean test;
     with the datasets in `files`, the ASR of each trigger of a multi-trigger file too."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    p, r, f, _ = precision_recall_fscore_support(labels["test"], pred["test"], average="macro",
-                                                 zero_division=0)
+    p, r, f = macro_scores(labels["test"], pred["test"])
     return {
         "clean_accuracy_valid": percent(pred["valid"], labels["valid"]),
         "clean_accuracy_test": percent(pred["test"], labels["test"]),
@@ -25,6 +22,19 @@ def baseline(pred: dict, labels: dict, files: dict | None = None) -> dict:
            for split in ("bd_valid", "bd_test") if files and split in files
            for name, v in attack_success_rates(pred[split], files[split]).items()},
     }
+
+
+def macro_scores(labels, pred) -> tuple:
+    """Macro precision, recall and F1 (fractions) over every class among the labels or the
+    predictions; a ratio with nothing to count (a class never predicted, say) is 0."""
+    classes, index = np.unique(np.concatenate([labels, pred]), return_inverse=True)
+    true, said, n = index[:len(labels)], index[len(labels):], len(classes)
+    tp, true_sum, pred_sum = (np.bincount(i, minlength=n) for i in (true[true == said], true, said))
+
+    def mean_ratio(num, den):
+        return float(np.divide(num, den, out=np.zeros(n), where=den > 0).mean())
+
+    return mean_ratio(tp, pred_sum), mean_ratio(tp, true_sum), mean_ratio(2 * tp, true_sum + pred_sum)
 
 
 def attack_success_rates(bd_pred, bd) -> dict:

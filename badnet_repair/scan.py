@@ -25,6 +25,8 @@ can be a natural class: on the suite's eyebrows BadNet it sent 93 % of the image
 offset's) share reaches `threshold`; the bound and the threshold are calibrated on clean nets alone (`calibrate`)."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .errors import BadInput
@@ -80,6 +82,32 @@ def candidates(p: np.ndarray, count: int) -> list[int]:
     return [int(c) for c in np.argsort(-p, kind="stable")[:count]]
 
 
+_DESCENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _descent(model):
+    """The search's step as one tf.function per model, its sizes fed as tensors: a function
+    per search traced anew for each candidate, round and batch shape (twice per search)."""
+    if model not in _DESCENTS:
+        import tensorflow as tf
+
+        from .training import cross_entropy
+
+        ce, net = cross_entropy(model), weakref.ref(model)  # weak: the entry goes with the model
+
+        @tf.function(reduce_retracing=True)
+        def descend(delta, xb, tb, size, bound, unit):
+            with tf.GradientTape() as tape:
+                tape.watch(delta)
+                loss = ce(tb, net()(xb + delta * unit, training=False))
+            g = tape.gradient(loss, delta)
+            delta = delta - size * g / (tf.norm(g) + 1e-12)
+            return delta * tf.minimum(1.0, bound / (tf.norm(delta) + 1e-12))
+
+        _DESCENTS[model] = descend
+    return _DESCENTS[model]
+
+
 def universal_perturbation(model, x, target, bound: float, step: float, batch_size: int, unit=np.float32(1.0)):
     """One perturbation delta of [0, 1] images, ||delta||_2 <= bound, that sends x + unit * delta
     (x as the model is fed) to `target` (one class, or one per image): one pass over x in batches, each a step of
@@ -87,22 +115,10 @@ def universal_perturbation(model, x, target, bound: float, step: float, batch_si
     projection onto the ball. Normalised steps make it independent of the loss's scale."""
     import tensorflow as tf
 
-    from .training import cross_entropy
-
-    ce, size = cross_entropy(model), np.float32(step * bound)
-
-    @tf.function(reduce_retracing=True)
-    def descend(delta, xb, tb):
-        with tf.GradientTape() as tape:
-            tape.watch(delta)
-            loss = ce(tb, model(xb + delta * unit, training=False))
-        g = tape.gradient(loss, delta)
-        delta = delta - size * g / (tf.norm(g) + 1e-12)
-        return delta * tf.minimum(1.0, bound / (tf.norm(delta) + 1e-12))
-
+    descend, sizes = _descent(model), [tf.constant(np.float32(v)) for v in (step * bound, bound, unit)]
     delta, aims = tf.zeros((1,) + tuple(x.shape[1:])), np.broadcast_to(np.asarray(target, np.int64), (len(x),))
     for i in range(0, len(x), batch_size):
-        delta = descend(delta, tf.constant(x[i:i + batch_size]), tf.constant(aims[i:i + batch_size]))
+        delta = descend(delta, tf.constant(x[i:i + batch_size]), tf.constant(aims[i:i + batch_size]), *sizes)
     return delta.numpy()
 
 

@@ -56,6 +56,20 @@ def test_baseline_macro_scores_by_hand():
     assert m["attack_success_rate_test"] == 0.0 and m["clean_accuracy_test"] == 75.0
 
 
+def test_macro_scores_equal_a_per_class_loop():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 40, 500)
+    p = np.where(rng.random(500) < 0.7, y, rng.integers(0, 45, 500))
+    y, p = np.append(y, [60, 60]), np.append(p, [0, 1])  # class 60 is never predicted
+    rows = []
+    for c in sorted(set(y) | set(p)):
+        tp = sum(1 for a, b in zip(y, p) if a == c and b == c)
+        said, true = sum(1 for b in p if b == c), sum(1 for a in y if a == c)
+        rows.append((tp / said if said else 0.0, tp / true if true else 0.0, 2 * tp / (said + true)))
+    assert {c for c in p if c not in y} and {c for c in y if c not in p}  # both kinds of 0/0 are met
+    assert metrics.macro_scores(y, p) == pytest.approx(tuple(np.mean(rows, axis=0)), abs=1e-12)
+
+
 def test_export_says_when_a_threshold_is_never_reached(tmp_path):
     import pandas as pd
 
