@@ -86,16 +86,18 @@ _DESCENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _descent(model):
-    """The search's step as one tf.function per model, its sizes fed as tensors: a function
-    per search traced anew for each candidate, round and batch shape (twice per search)."""
+    """The search's step as one tf.function per model, traced once for every batch size, its
+    sizes fed as tensors: a function per search was traced anew for each candidate and round,
+    and again for its last batch."""
     if model not in _DESCENTS:
         import tensorflow as tf
 
         from .training import cross_entropy
 
         ce, net = cross_entropy(model), weakref.ref(model)  # weak: the entry goes with the model
+        image, scalar = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32), tf.TensorSpec((), tf.float32)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[image, image, tf.TensorSpec((None,), tf.int64), scalar, scalar, scalar])
         def descend(delta, xb, tb, size, bound, unit):
             with tf.GradientTape() as tape:
                 tape.watch(delta)

@@ -123,7 +123,6 @@ def fit(model, x, y, *, epochs: int, batch_size: int, seed: int, learning_rate=N
         hit = tf.equal(tf.argmax(out, -1, output_type=tf.int32), tf.cast(yb, tf.int32))
         return value, tf.reduce_mean(tf.cast(hit, tf.float32))
 
-    @tf.function(reduce_retracing=True)
     def step(xb, yb, i):
         value = (step_fn or plain)(optim, variables, xb, yb, i)
         value, acc = value if isinstance(value, tuple) else (value, tf.constant(float("nan")))
@@ -136,7 +135,7 @@ def fit(model, x, y, *, epochs: int, batch_size: int, seed: int, learning_rate=N
     rng = np.random.default_rng([seed, 11]) if rng is None else rng
     batches = batches or (lambda r: (idx for p in [r.permutation(len(y))]
                                      for idx in (p[i:i + batch_size] for i in range(0, len(y), batch_size))))
-    history, count, done, start = [], 0, False, time.perf_counter()
+    history, count, done, start, compiled = [], 0, False, time.perf_counter(), None
     best = None
     if select is not None:
         acc0 = select()
@@ -148,7 +147,10 @@ def fit(model, x, y, *, epochs: int, batch_size: int, seed: int, learning_rate=N
             xb, yb = x[idx], y[idx]
             if augment is not None:
                 xb, yb = augment(xb, yb, rng)
-            value, acc = step(tf.constant(xb), tf.constant(yb), tf.constant(count, tf.int32))
+            if compiled is None:  # one trace for every batch size: the last batch, I-BAU's added images
+                compiled = tf.function(step, input_signature=[tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype))
+                                                              for a in (xb, yb)] + [tf.TensorSpec((), tf.int32)])
+            value, acc = compiled(tf.constant(xb), tf.constant(yb), tf.constant(count, tf.int32))
             total, seen, count = total + float(value) * len(idx), seen + len(idx), count + 1
             if stop is not None and stop(float(value), 100.0 * float(acc)):
                 done = True

@@ -55,6 +55,7 @@ def per_search(model, x, target, bound, step, batch_size, unit=np.float32(1.0)):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2, help="scans of each form, in turns; the fastest counts")
+    ap.add_argument("--beside", default="nothing", help="what else ran on the machine meanwhile, for the record")
     ap.add_argument("--out", action="store_true", help="record the figures in benchmarks/results/scan_trace.csv")
     args = ap.parse_args()
     cfg, defend = scan.check(params.load("scan")), params.load("defend")
@@ -75,8 +76,9 @@ def main() -> int:
     searches = cfg["candidates"] + cfg["shifts"]
     base_t = min(times[next(iter(forms))])
     scale = f"{model.output_shape[-1]} classes, {min(cfg['images'], len(clean.y))} images searched"
-    rows = [{"key": f"{form}, {scale}", "form": form, "net": scale, "searches": searches, "seconds": round(min(ts), 2),
-             "ratio": round(min(ts) / base_t, 2), "cpu": docs.machine()} for form, ts in times.items()]
+    rows = [{"key": f"{form}, {scale}", "form": form, "net": scale, "searches": searches,
+             "seconds": round(min(ts), 2), "ratio": round(min(ts) / base_t, 2), "beside": args.beside,
+             "cpu": docs.machine()} for form, ts in times.items()]
     for r in rows:
         print(f"{r['form']:45s} {r['seconds']:7.2f} s  x{r['ratio']:.2f}  ({searches} searches, one scan of B: {scale})")
     same = len({repr(v) for v in verdicts.values()}) == 1

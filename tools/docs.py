@@ -496,6 +496,15 @@ def scan_offsets() -> str:
                   rows, "|---|---:|---:|---:|---:|---|---|---|")
 
 
+def scan_trace() -> str:
+    """benchmarks/scan_trace.py's rows: one scan of B with the search traced once per net and
+    once per search, in turns in one process."""
+    rows = [[r["net"], r["form"], r["searches"], r["seconds"], r["ratio"], r["beside"], r["cpu"]]
+            for r in _csv(f"{RESULTS}/scan_trace.csv")]
+    return _table(["net", "the search's tf.function", "searches", "s", "ratio", "beside", "CPU"],
+                  rows, "|---|---|---:|---:|---:|---|---|")
+
+
 def offset_detector() -> str:
     """benchmarks/offset_detector.py's rows: an all-to-all net's detector if it looked at the
     defended net's m highest classes, m chosen on the clean holdout."""
@@ -516,7 +525,7 @@ def i_bau_phases() -> str:
 
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
-                                     defense_times, raw_pixels, scan_calibration, scan_offsets, offset_detector,
+                                     defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
                                      i_bau_phases, prune_orders, i_bau_stop, family_strength, defense_compare, tests,
                                      suite_steps, pipeline, drawing, commands_by_cpu)}
 
