@@ -1,13 +1,14 @@
 """Benchmark: each defense's wall time on one BadNet, side by side in one run.
 
     python benchmarks/defenses.py                      # the default pipeline's BadNet (dvc repro first)
+    python benchmarks/defenses.py --name sunglasses-2020 --write   # ... and record the rows
     python benchmarks/defenses.py --root suite/badnets/patch-2020 --defenses anp rnp
     python benchmarks/defenses.py --root suite/badnets/sunglasses-2021 --defenses ft --compare 5f45814
 
 Each defense runs as `defend@NAME` does (params.yaml's defend section, the clean validation
 file only), into a temporary folder. Prints, per defense, its seconds, their ratio to FT's
-and to the 180 s budget per BadNet, and the holdout accuracy it kept. Nothing is written
-to the project.
+and to the 90 s budget per BadNet (issue 23), and the holdout accuracy it kept; --write puts
+those rows in benchmarks/results/defense_solo.csv with the CPU (a run alone on the machine).
 
 With --compare REV, each defense also runs under the defend section of params.yaml at git
 revision REV (before the current one), and it prints both times, their ratio, the setting
@@ -33,7 +34,7 @@ from badnet_repair import artifacts, defenses, params  # noqa: E402
 from badnet_repair.defenses import base  # noqa: E402
 from badnet_repair.model import load_badnet  # noqa: E402
 
-BUDGET_S = 180.0
+BUDGET_S = 90.0
 
 
 def main() -> None:
@@ -41,7 +42,8 @@ def main() -> None:
     ap.add_argument("--root", default=".", help="a project folder with models/ and data/ (default: .)")
     ap.add_argument("--defenses", nargs="+", default=defenses.names())
     ap.add_argument("--compare", metavar="REV", help="a git revision: each defense also runs under its params.yaml")
-    ap.add_argument("--write", action="store_true", help="with --compare: record the rows")
+    ap.add_argument("--write", action="store_true", help="record the rows (run alone on the machine)")
+    ap.add_argument("--name", help="the BadNet's name in the rows (default: the folder's)")
     args = ap.parse_args()
     cfg = params.load("defend")
     if args.compare:
@@ -71,6 +73,11 @@ def main() -> None:
     for name, (sec, e) in rows.items():
         print(f"| {name} | {sec:.0f} | {sec / ref:.2f} | {sec / BUDGET_S:.2f} | "
               f"{e['holdout_accuracy']:.2f} ({e['badnet_holdout_accuracy']:.2f}) |")
+    if args.write:
+        badnet = args.name or root.name
+        docs.record("defense_solo", [{"key": f"{badnet}:{name}:{docs.machine()}", "badnet": badnet, "defense": name,
+                                      "seconds": round(sec), "budget_ratio": round(sec / BUDGET_S, 2),
+                                      "kept": kept(e), "cpu": docs.machine()} for name, (sec, e) in rows.items()])
 
 
 def kept(entry: dict) -> str:

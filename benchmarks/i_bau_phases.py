@@ -3,14 +3,16 @@ clean validation file only, into a temporary folder), with each phase timed by w
 functions it calls. A phase's time excludes the phases it calls (the scan's own searches count
 as the scan).
 
-    python benchmarks/i_bau_phases.py NAME=ROOT [...] [--beside WHAT]
+    python benchmarks/i_bau_phases.py NAME=ROOT [...] [--beside WHAT] [--set JSON]
 
 ROOT is a project folder with models/ and data/ (`.` after `dvc repro`, or a suite net's
-folder). Rows go to benchmarks/results/i_bau_phases.csv: per net and phase, its seconds, calls
-and share of the run, with the CPU."""
+folder). --set changes keys of defend.i_bau (name such a run apart: NAME is the rows' key).
+Rows go to benchmarks/results/i_bau_phases.csv: per net and phase, its seconds, calls and share
+of the run, with the CPU."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -66,8 +68,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("nets", nargs="+", help="NAME=ROOT")
     ap.add_argument("--beside", default="nothing", help="what else ran on the machine meanwhile")
+    ap.add_argument("--set", default="{}", help="JSON: keys of defend.i_bau to change")
     args = ap.parse_args()
     cfg = params.load("defend")
+    cfg["i_bau"].update(json.loads(args.set))
     rows = []
     for spec in args.nets:
         name, root = spec.split("=")

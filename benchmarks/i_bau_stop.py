@@ -2,10 +2,11 @@
 defend section changed by --set, on suite BadNet folders; scored on their test files.
 
     python benchmarks/i_bau_stop.py suite/badnets/sunglasses-2021 --set '{"stop_share": 0.0}'
+    python benchmarks/i_bau_stop.py sunglasses-2020=.   # the default pipeline's BadNet (dvc repro first)
 
 Prints, per BadNet, B's and the defended net's clean accuracy and ASR (test), the rounds
 trained, the learning rate kept and the wall time; --write appends them to
-benchmarks/results/i_bau_stop.csv with the CPU. Reads test files: it is an evaluation, for
+benchmarks/results/i_bau_stop.csv with the CPU (--out i_bau_speed: to the speed study's file). Reads test files: it is an evaluation, for
 BadNets of the tuning set (docs/defenses.md), never for choosing on the evaluation set.
 """
 from __future__ import annotations
@@ -26,20 +27,23 @@ from badnet_repair import artifacts, defenses, params, scan  # noqa: E402
 from badnet_repair.defenses import base  # noqa: E402
 from badnet_repair.evaluate import percent, predict_classes  # noqa: E402
 
-OUT = ROOT / "benchmarks" / "results" / "i_bau_stop.csv"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("roots", nargs="+", help="suite BadNet folders (models/, data/)")
+    ap.add_argument("roots", nargs="+", help="suite BadNet folders (models/, data/), or NAME=FOLDER (the root)")
     ap.add_argument("--set", default="{}", help="JSON: keys of defend.i_bau to change")
     ap.add_argument("--variant", default="params.yaml", help="the name of this setting in the CSV")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--out", default="i_bau_stop", choices=["i_bau_stop", "i_bau_speed"], help="the results file")
     args = ap.parse_args()
     cfg = params.load("defend")
     cfg["i_bau"].update(json.loads(args.set))
     module = defenses.load("i_bau")
-    for root in map(Path, args.roots):
+    for arg in args.roots:
+        name, _, folder = arg.rpartition("=")
+        root = Path(folder)
         model, info = artifacts.badnet(root)
         div = info["input_divisor"]
         valid = artifacts.read_split("valid", model, root)
@@ -53,7 +57,7 @@ def main() -> None:
             pred = {"test": predict_classes(model, test.x, div), "bd_test": predict_classes(model, bd.x, div)}
             s = base.score("i_bau", Path(tmp) / "i_bau", pred, test, bd, div, "defend@i_bau")
         trained = sum(r["trained"] for r in entry["perturbations"])
-        row = {"badnet": root.name, "variant": args.variant,
+        row = {"badnet": name or root.name, "variant": args.variant,
                "badnet_clean_accuracy_test": round(percent(pred["test"], test.y), 2),
                "badnet_attack_success_rate_test": round(percent(pred["bd_test"], bd.y), 2),
                "clean_accuracy_test": round(s["i_bau_clean_accuracy_test"], 2),
@@ -62,9 +66,10 @@ def main() -> None:
                "holdout_accuracy": entry["holdout_accuracy"], "floor": entry["floor"], "seconds": round(seconds)}
         print(row)
         if args.write:
-            new = not OUT.exists()
-            with OUT.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(row) + ["cpu"])
+            out = RESULTS / f"{args.out}.csv"
+            new = not out.exists()
+            with out.open("a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(row) + ["cpu"], lineterminator="\n")
                 if new:
                     w.writeheader()
                 w.writerow(dict(row, cpu=docs.machine()))

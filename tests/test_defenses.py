@@ -331,7 +331,8 @@ SCAN = {"top_k": 3, "candidates": 2, "shifts": 1, "images": 20, "batch_size": 10
         "threshold": 0.5}
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
-         "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "scan": SCAN}
+         "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "rounds_on_sample": False,
+         "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -539,6 +540,29 @@ def test_i_bau_without_a_target_every_round_runs(monkeypatch, targets, untargete
     assert len(facts["perturbations"]) == rounds_run and called == fits
     untouched = all(np.array_equal(p, q) for p, q in zip(b.get_weights(), net.get_weights()))
     assert untouched == (fits == [])
+
+
+@pytest.mark.parametrize("on_sample", [False, True])
+def test_i_bau_rounds_train_on_the_searches_sample_and_the_recovery_on_every_image(monkeypatch, on_sample):
+    """rounds_on_sample: each round's epoch trains on the images the searches run on (the
+    scan's seeded sample, scan.training_sample), with their own labels; the recovery on the
+    whole training share. Off: every fit on the whole share."""
+    from badnet_repair import scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1], "shifts": []})
+    seen, real_fit = [], training.fit
+    monkeypatch.setattr(training, "fit", lambda m, x, y, **k: seen.append((k["epochs"], x.copy(), y.copy()))
+                        or real_fit(m, x, y, **k))
+    cfg = dict(I_BAU, targeted=True, rounds=2, recover_epochs=3, rounds_on_sample=on_sample)
+    i_bau.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    chosen = scan.training_sample(clean, SCAN["images"], cfg["seed"])
+    assert 0 < len(chosen) < len(clean.y)
+    assert [e for e, _, _ in seen] == [1, 1, 3]
+    for epochs, x, y in seen:
+        want = chosen if on_sample and epochs == 1 else np.arange(len(clean.y))
+        assert np.array_equal(x, clean.x[want]) and np.array_equal(y, clean.y[want]), (on_sample, epochs)
 
 
 def test_i_bau_untargeted_stop_changes_nothing_where_the_scan_names_a_target(monkeypatch):

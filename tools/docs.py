@@ -123,6 +123,7 @@ PARAM_DOCS = {
     "defend.i_bau.stop_share": "the rounds stop at the first whose targeted perturbations each send less than this share of the holdout to their target, and whose untargeted one less than `scan.threshold` of the sample to one class ([defenses](defenses.md)); 0: all `rounds`",
     "defend.i_bau.stop_rounds": "rounds in a row that must show no backdoor (by `stop_share`) before the rounds stop; the quiet rounds before the last are trained on; a quiet round 1 still leaves the net as it is",
     "defend.i_bau.untargeted_stop": "`false`: where the scan names no target on B, every round runs, as the paper's (the stopping rule has no target to watch, and the scan cannot see an all-to-all backdoor); `true`: the untargeted share alone may stop the rounds there, and a net with no named target is left as it is ([defenses](defenses.md))",
+    "defend.i_bau.rounds_on_sample": "`true`: each round's epoch trains on the searches' sample (`scan.images` of the training share), as the paper unlearns on the set it searches; `false`: on the whole training share. The recovery trains on the whole share either way",
     "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
     "scan.candidates": "classes verified, the highest pull first",
     "scan.shifts": "offsets k verified for an all-to-all backdoor (each image to its own class + k), the highest pull first; 0: no offset search",
@@ -440,6 +441,27 @@ def i_bau_stop() -> str:
                   "|---|---|---|---|---:|---:|---:|---:|---|")
 
 
+def i_bau_speed() -> str:
+    """benchmarks/i_bau_stop.py's rows of the speed study (benchmarks/results/i_bau_speed.csv):
+    each setting on each tuning BadNet, its test figures, whether it meets the target (ASR at
+    most 1 %, at most 1 point lost), and its time against today's setting's (variant "V0: ...")
+    on the same net and CPU."""
+    found = _csv(f"{RESULTS}/i_bau_speed.csv")
+    today = {(r["badnet"], r["cpu"]): float(r["seconds"]) for r in found if r["variant"].startswith("V0:")}
+    rows = []
+    for r in sorted(found, key=lambda r: (r["badnet"], r["variant"])):
+        lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
+        meets = "yes" if float(r["attack_success_rate_test"]) <= 1 and lost <= 1 else "no"
+        ref = today.get((r["badnet"], r["cpu"]))
+        b = f"{r['badnet_clean_accuracy_test']} / {r['badnet_attack_success_rate_test']}"
+        rows.append([r["badnet"], r["variant"], b, f"{r['clean_accuracy_test']} / {r['attack_success_rate_test']}",
+                     f"{lost:.2f}", meets,
+                     r["rounds_trained"], r["seconds"], f"{float(r['seconds']) / ref:.2f}×" if ref else "", r["cpu"]])
+    return _table(["tuning BadNet", "I-BAU", "B: clean % / ASR %", "I-BAU: clean % / ASR %", "points lost",
+                   "meets the target", "rounds trained", "seconds", "time / V0's", "CPU"], rows,
+                  "|---|---|---|---|---:|---|---:|---:|---:|---|")
+
+
 def family_strength() -> str:
     """benchmarks/family_strength.py's rows: each family's BadNet at CSAW scale under each
     setting tried, against the strength bar (95 % clean, 99 % ASR, validation)."""
@@ -526,8 +548,8 @@ def i_bau_phases() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
-                                     i_bau_phases, prune_orders, i_bau_stop, family_strength, defense_compare, tests,
-                                     suite_steps, pipeline, drawing, commands_by_cpu)}
+                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, family_strength,
+                                     defense_compare, tests, suite_steps, pipeline, drawing, commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

@@ -46,7 +46,7 @@ PAPER = "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergrad
 PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
           "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
           "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float,
-          "stop_rounds": int, "untargeted_stop": bool}
+          "stop_rounds": int, "untargeted_stop": bool, "rounds_on_sample": bool}
 USES_SCAN = True  # base.settings adds the scan's params (cfg["scan"]) for the targeted search
 
 
@@ -88,7 +88,8 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
     towards it (scan.universal_perturbation, within cfg['bound']), and for every offset of
     `shifts` one sending each image to its own class + k. The searches run on the
     scan's seeded sample of the training share (scan.images), as the paper's on its small
-    clean set.
+    clean set; with cfg['rounds_on_sample'] the rounds' epochs train on that sample too (the
+    paper unlearns on the set it searches), the recovery on the whole training share.
 
     With cfg['stop_share'] > 0 and a target or offset (or cfg['untargeted_stop']) a round shows
     no backdoor left when the untargeted perturbation sends less than scan.threshold of the
@@ -107,15 +108,17 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
     p, bs, unit, classes = cfg["perturbed"], cfg["batch_size"], clean.unit, int(model.output_shape[-1])
     steps = int(np.ceil(len(clean.y) / bs))
     rng, found, pool, quiet = np.random.default_rng([cfg["seed"], 23]), [], [], 0
-    sample = clean.x[scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"])]
+    chosen = scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"])
+    sample = clean.x[chosen]
+    on = chosen if cfg["rounds_on_sample"] else slice(None)  # what each round's epoch trains on
     held = scale(clean.x_holdout, clean.input_divisor)
 
     def augment(xb, yb, rng):
         deltas = np.stack(pool)[rng.integers(len(pool), size=p)]
         return np.concatenate([xb, xb[:p] + deltas * unit]), np.concatenate([yb, yb[:p]])
 
-    def train(optim, epochs):
-        training.fit(model, clean.x, clean.y, epochs=epochs, batch_size=bs, seed=cfg["seed"], optim=optim,
+    def train(optim, epochs, on=slice(None)):
+        training.fit(model, clean.x[on], clean.y[on], epochs=epochs, batch_size=bs, seed=cfg["seed"], optim=optim,
                      augment=augment, rng=rng, log=lambda s: None)
 
     optim = keras.optimizers.Adam(learning_rate, clipnorm=cfg["clipnorm"])  # one for all rounds
@@ -150,7 +153,7 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
         if stop:
             break
         pool.extend(deltas)
-        train(optim, 1)
+        train(optim, 1, on)
     if pool and cfg["recover_epochs"]:
         schedule = keras.optimizers.schedules.CosineDecay(cfg["recover_lr"], cfg["recover_epochs"] * steps)
         train(keras.optimizers.Adam(schedule, clipnorm=cfg["clipnorm"]), cfg["recover_epochs"])
