@@ -462,6 +462,14 @@ def i_bau_speed() -> str:
                   "|---|---|---|---|---:|---|---:|---:|---:|---|")
 
 
+def defense_solo() -> str:
+    """benchmarks/defenses.py --write: each defense alone on one BadNet, against the 90 s budget."""
+    rows = [[r["badnet"], r["defense"], r["seconds"], r["budget_ratio"], r["kept"], r["cpu"]]
+            for r in _csv(f"{RESULTS}/defense_solo.csv")]
+    return _table(["BadNet", "defense", "seconds", "/ 90 s", "setting kept", "CPU"], rows,
+                  "|---|---|---:|---:|---|---|")
+
+
 def family_strength() -> str:
     """benchmarks/family_strength.py's rows: each family's BadNet at CSAW scale under each
     setting tried, against the strength bar (95 % clean, 99 % ASR, validation)."""
@@ -548,7 +556,7 @@ def i_bau_phases() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
-                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, family_strength,
+                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, defense_solo, family_strength,
                                      defense_compare, tests, suite_steps, pipeline, drawing, commands_by_cpu)}
 
 
