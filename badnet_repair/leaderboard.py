@@ -191,6 +191,12 @@ def _by_set(rows: pd.DataFrame):
         yield from (((s, d), g) for d, g in rows[sets == s].groupby("defense", sort=False))
 
 
+def meets_target(attack_success_rate, points_lost):
+    """The repair target: ASR at most 1 % with at most 1 point of clean accuracy lost (test).
+    Floats or pandas Series alike."""
+    return (attack_success_rate <= 1.0) & (points_lost <= 1.0)
+
+
 def leaderboard_markdown(rows: pd.DataFrame) -> str:
     """The leaderboard summary (README, docs/defenses.md): per set and defense, over the suite's BadNets, the clean loss, the ASR
     and G (and the scan-gated detector, where the leaderboard has it), and how many BadNets meet the target (ASR <= 1%,
@@ -205,7 +211,7 @@ def leaderboard_markdown(rows: pd.DataFrame) -> str:
              "|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if det else "") + "---:|---:|"]
     for (s, d), g in _by_set(bad):
         loss = g["baseline_clean_accuracy_test"] - g["clean_accuracy_test"]
-        met = int(((g["attack_success_rate_test"] <= 1.0) & (loss <= 1.0)).sum())
+        met = int(meets_target(g["attack_success_rate_test"], loss).sum())
         lines.append(f"| {s} | {d} | {len(g)} | {_points(loss.mean())} / {_points(loss.max())} | "
                      f"{g['attack_success_rate_test'].median():.2f} / {g['attack_success_rate_test'].max():.2f} | "
                      f"{g['detection_rate_test'].mean():.2f} | {g['false_positive_rate_test'].mean():.2f} | "

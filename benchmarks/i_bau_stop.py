@@ -6,8 +6,9 @@ defend section changed by --set, on suite BadNet folders; scored on their test f
 
 Prints, per BadNet, B's and the defended net's clean accuracy and ASR (test), the rounds
 trained, the learning rate kept and the wall time; --write appends them to
-benchmarks/results/i_bau_stop.csv with the CPU (--out i_bau_speed: to the speed study's file). Reads test files: it is an evaluation, for
-BadNets of the tuning set (docs/defenses.md), never for choosing on the evaluation set.
+benchmarks/results/i_bau_stop.csv with the CPU (--out i_bau_speed: to the speed study's file).
+Reads test files: it is an evaluation, for BadNets of the tuning set (docs/defenses.md), never
+for choosing on the evaluation set.
 """
 from __future__ import annotations
 

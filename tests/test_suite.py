@@ -384,6 +384,13 @@ def test_leaderboard_summary_counts_the_target_by_hand():
     assert lines[3] == "| tuning | y | 1 | 0.00 / 0.00 | 50.00 / 50.00 | 40.00 | 0.00 | 0 of 1 | 5 |"
 
 
+def test_the_target_is_at_most_1_percent_asr_and_1_point_lost_for_floats_and_series_alike():
+    cases = [(1.0, 1.0, True), (0.0, 0.0, True), (1.01, 0.0, False), (0.0, 1.01, False), (2.0, 2.0, False)]
+    assert [bool(leaderboard.meets_target(a, p)) for a, p, _ in cases] == [want for _, _, want in cases]
+    asr, lost = pd.Series([a for a, _, _ in cases]), pd.Series([p for _, p, _ in cases])
+    assert leaderboard.meets_target(asr, lost).tolist() == [want for _, _, want in cases]
+
+
 def test_leaderboard_summary_of_clean_nets_and_detectors_by_hand():
     common = {"defense": "x", "set": "evaluation", "baseline_clean_accuracy_test": 98.0, "detection_rate_test": 99.0,
               "seconds": 10.0}

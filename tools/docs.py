@@ -448,12 +448,14 @@ def i_bau_speed() -> str:
     each setting on each tuning BadNet, its test figures, whether it meets the target (ASR at
     most 1 %, at most 1 point lost), and its time against today's setting's (variant "V0: ...")
     on the same net and CPU."""
+    from badnet_repair.leaderboard import meets_target
+
     found = _csv(f"{RESULTS}/i_bau_speed.csv")
     today = {(r["badnet"], r["cpu"]): float(r["seconds"]) for r in found if r["variant"].startswith("V0:")}
     rows = []
     for r in sorted(found, key=lambda r: (r["badnet"], r["variant"])):
         lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
-        meets = "yes" if float(r["attack_success_rate_test"]) <= 1 and lost <= 1 else "no"
+        meets = "yes" if meets_target(float(r["attack_success_rate_test"]), lost) else "no"
         ref = today.get((r["badnet"], r["cpu"]))
         b = f"{r['badnet_clean_accuracy_test']} / {r['badnet_attack_success_rate_test']}"
         rows.append([r["badnet"], r["variant"], b, f"{r['clean_accuracy_test']} / {r['attack_success_rate_test']}",
