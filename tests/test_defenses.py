@@ -332,7 +332,7 @@ SCAN = {"top_k": 3, "candidates": 2, "shifts": 1, "images": 20, "batch_size": 10
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
          "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "rounds_on_sample": False,
-         "scan": SCAN}
+         "targeted_bound": 0.0, "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -563,6 +563,49 @@ def test_i_bau_rounds_train_on_the_searches_sample_and_the_recovery_on_every_ima
     for epochs, x, y in seen:
         want = chosen if on_sample and epochs == 1 else np.arange(len(clean.y))
         assert np.array_equal(x, clean.x[want]) and np.array_equal(y, clean.y[want]), (on_sample, epochs)
+
+
+@pytest.mark.parametrize("targeted_bound", [0.0, 6.0])
+def test_i_bau_unlearns_the_targeted_bound_perturbation_and_the_rule_reads_the_bound(monkeypatch, targeted_bound):
+    """targeted_bound: each round's perturbation towards a target that goes into training is
+    sought within targeted_bound; the share the stopping rule reads is still the one found
+    within bound. 0: the one within bound does both (real searches, real training)."""
+    from badnet_repair import scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1], "shifts": []})
+    calls, read, pools = [], [], []
+    real_search, real_share, real_fit = scan.universal_perturbation, scan.holdout_share, training.fit
+
+    def search(model, x, aim, bound, *a):
+        calls.append((bound, real_search(model, x, aim, bound, *a)))
+        return calls[-1][1]
+
+    def fit(m, x, y, **k):  # what each round's epoch can draw: the pool, through augment
+        if k.get("augment") and k["epochs"] == 1:
+            rng, zeros = np.random.default_rng(0), np.zeros((40,) + x.shape[1:], np.float32)
+            drawn = [k["augment"](zeros, y[:40], rng)[0][40:] / clean.unit for _ in range(50)]
+            pools.append(np.unique(np.concatenate(drawn), axis=0))
+        return real_fit(m, x, y, **k)
+
+    monkeypatch.setattr(scan, "universal_perturbation", search)
+    monkeypatch.setattr(scan, "holdout_share", lambda m, h, b4, d, *a: read.append(d) or real_share(m, h, b4, d, *a))
+    monkeypatch.setattr(training, "fit", fit)
+    cfg = dict(I_BAU, targeted=True, rounds=2, targeted_bound=targeted_bound)
+    i_bau.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    per_round = 2 if targeted_bound else 1
+    assert [bound for bound, _ in calls] == [cfg["bound"], targeted_bound][:per_round] * 2
+    ruled = [d for bound, d in calls[::per_round]]
+    assert len(read) == 2 and all(r is d for r, d in zip(read, ruled))
+    unlearnt = [d for _, d in calls[per_round - 1::per_round]]
+    assert all(np.linalg.norm(d) <= (targeted_bound or cfg["bound"]) * (1 + 1e-5) for d in unlearnt)
+    assert len(pools) == 3  # two rounds, then the recovery (one epoch in I_BAU) on the same pool
+    for r, pool in enumerate(pools[:2], 1):  # the untargeted ones and each round's unlearnt targeted one
+        assert len(pool) == 2 * r
+        assert all(any(np.allclose(p, d[0], atol=1e-4) for p in pool) for d in unlearnt[:r])
+        if targeted_bound:
+            assert not any(np.allclose(p, d[0], atol=1e-4) for p in pool for d in ruled[:r])
 
 
 def test_i_bau_untargeted_stop_changes_nothing_where_the_scan_names_a_target(monkeypatch):

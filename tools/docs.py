@@ -124,6 +124,7 @@ PARAM_DOCS = {
     "defend.i_bau.stop_rounds": "rounds in a row that must show no backdoor (by `stop_share`) before the rounds stop; the quiet rounds before the last are trained on; a quiet round 1 still leaves the net as it is",
     "defend.i_bau.untargeted_stop": "`false`: where the scan names no target on B, every round runs, as the paper's (the stopping rule has no target to watch, and the scan cannot see an all-to-all backdoor); `true`: the untargeted share alone may stop the rounds there, and a net with no named target is left as it is ([defenses](defenses.md))",
     "defend.i_bau.rounds_on_sample": "`true`: each round's epoch trains on the searches' sample (`scan.images` of the training share), as the paper unlearns on the set it searches; `false`: on the whole training share. The recovery trains on the whole share either way",
+    "defend.i_bau.targeted_bound": "`> 0`: each round's perturbation towards a target the scan names is unlearnt from this larger L2 ball (on [0, 1] images), so that it can hold a worn trigger; the stopping rule still reads the share of the one within `bound`. `0`: the one within `bound` is unlearnt. Offsets keep `bound`",
     "scan.top_k": "K-Arm's pre-screening: the classes counted in each clean image's top, after its own",
     "scan.candidates": "classes verified, the highest pull first",
     "scan.shifts": "offsets k verified for an all-to-all backdoor (each image to its own class + k), the highest pull first; 0: no offset search",
@@ -466,6 +467,31 @@ def i_bau_speed() -> str:
                   "|---|---|---|---|---:|---|---:|---:|---:|---|")
 
 
+def i_bau_bound() -> str:
+    """The worn-trigger study (benchmarks/results/i_bau_bound.csv, benchmarks/i_bau_stop.py
+    --out i_bau_bound): one row per tuning BadNet, one column per I-BAU setting, each cell its
+    test clean accuracy / ASR, the rounds trained, and whether it meets the repair target."""
+    from badnet_repair.leaderboard import meets_target
+
+    found = _csv(f"{RESULTS}/i_bau_bound.csv")
+    variants = list(dict.fromkeys(r["variant"] for r in found))
+    nets = sorted({r["badnet"] for r in found})
+    cell, b, cpus = {}, {}, {}
+    for r in found:
+        lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
+        ok = "meets" if meets_target(float(r["attack_success_rate_test"]), lost) else "**misses**"
+        cell[r["badnet"], r["variant"]] = (f"{r['clean_accuracy_test']} / {r['attack_success_rate_test']}, "
+                                          f"{r['rounds_trained']} rounds, {ok}")
+        b[r["badnet"]] = f"{r['badnet_clean_accuracy_test']} / {r['badnet_attack_success_rate_test']}"
+        cpus.setdefault(r["badnet"], set()).add(r["cpu"])
+    rows = [[n, b[n]] + [cell.get((n, v), "") for v in variants] + ["; ".join(sorted(cpus[n]))] for n in nets]
+    met = [f"{sum(cell[k].endswith(', meets') for k in cell if k[1] == v)} of {sum(k[1] == v for k in cell)}"
+           for v in variants]
+    rows.append(["target met", ""] + met + [""])
+    return _table(["tuning BadNet", "B: clean % / ASR %"] + [f"{v}: clean % / ASR %" for v in variants] + ["CPU"],
+                  rows, "|---|---|" + "---|" * len(variants) + "---|")
+
+
 def defense_solo() -> str:
     """benchmarks/defenses.py --write: each defense alone on one BadNet, against the 90 s budget."""
     rows = [[r["badnet"], r["defense"], r["seconds"], r["budget_ratio"], r["kept"], r["cpu"]]
@@ -560,8 +586,8 @@ def i_bau_phases() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
-                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, defense_solo, family_strength,
-                                     defense_compare, tests, suite_steps, pipeline, drawing, commands_by_cpu)}
+                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, defense_solo,
+                                     family_strength, defense_compare, tests, suite_steps, pipeline, drawing, commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

@@ -15,6 +15,8 @@ spot of the net, round after round, and the backdoor is never unlearnt, although
 shows it reachable within the ball. Likewise, for every offset k the scan finds on B (an
 all-to-all backdoor, y -> y + k), each round seeks one perturbation sending each image to
 its own class + k, and unlearns it. Without a target or offset the defense is the paper's.
+With `targeted_bound`, the perturbation towards a target that is unlearnt is sought in that
+larger ball (a worn trigger lies outside `bound`'s); the one within `bound` still feeds the rule.
 
 With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
 in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
@@ -46,7 +48,8 @@ PAPER = "Zeng et al., Adversarial Unlearning of Backdoors via Implicit Hypergrad
 PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbation_lr": float,
           "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
           "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float,
-          "stop_rounds": int, "untargeted_stop": bool, "rounds_on_sample": bool}
+          "stop_rounds": int, "untargeted_stop": bool, "rounds_on_sample": bool,
+          "targeted_bound": float}
 USES_SCAN = True  # base.settings adds the scan's params (cfg["scan"]) for the targeted search
 
 
@@ -86,7 +89,8 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
     brings back clean accuracy, and the found perturbations keep it from bringing back the
     backdoor. Each round also adds, for every class of `targets`, a targeted perturbation
     towards it (scan.universal_perturbation, within cfg['bound']), and for every offset of
-    `shifts` one sending each image to its own class + k. The searches run on the
+    `shifts` one sending each image to its own class + k (with cfg['targeted_bound'], a
+    target's unlearnt perturbation comes from that larger ball instead). The searches run on the
     scan's seeded sample of the training share (scan.images), as the paper's on its small
     clean set; with cfg['rounds_on_sample'] the rounds' epochs train on that sample too (the
     paper unlearns on the set it searches), the recovery on the whole training share.
@@ -135,8 +139,11 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
         for record, key, aim, held_aim in aims:  # sought anew on the net being unlearnt: the backdoor moves as it fades
             d = scan.universal_perturbation(model, sample, aim, cfg["bound"], cfg["scan"]["step"],
                                             cfg["scan"]["batch_size"], unit)
-            deltas.append(d[0])
             record[key] = round(scan.holdout_share(model, held, before, d, held_aim, unit), 4)
+            if cfg["targeted_bound"] and record is shares:  # a target's, from a larger ball; the rule reads bound's
+                d = scan.universal_perturbation(model, sample, aim, cfg["targeted_bound"], cfg["scan"]["step"],
+                                                cfg["scan"]["batch_size"], unit)
+            deltas.append(d[0])
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
         if shifts:  # written only where there are offsets: a run without any keeps its bytes
