@@ -6,7 +6,8 @@ defend section changed by --set, on suite BadNet folders; scored on their test f
 
 Prints, per BadNet, B's and the defended net's clean accuracy and ASR (test), the rounds
 trained, the learning rate kept and the wall time; --write appends them to
-benchmarks/results/i_bau_stop.csv with the CPU (--out i_bau_speed: to the speed study's file).
+benchmarks/results/i_bau_stop.csv with the CPU (--out i_bau_speed: to the speed study's file;
+--out i_bau_bound: to the worn-trigger study's); --entries keeps each run's defense.json entry.
 Reads test files: it is an evaluation, for BadNets of the tuning set (docs/defenses.md), never
 for choosing on the evaluation set.
 """
@@ -37,7 +38,9 @@ def main() -> None:
     ap.add_argument("--set", default="{}", help="JSON: keys of defend.i_bau to change")
     ap.add_argument("--variant", default="params.yaml", help="the name of this setting in the CSV")
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--out", default="i_bau_stop", choices=["i_bau_stop", "i_bau_speed"], help="the results file")
+    ap.add_argument("--out", default="i_bau_stop", choices=["i_bau_stop", "i_bau_speed", "i_bau_bound"],
+                    help="the results file")
+    ap.add_argument("--entries", type=Path, help="a folder for each BadNet's defense.json entry, as NAME.json")
     args = ap.parse_args()
     cfg = params.load("defend")
     cfg["i_bau"].update(json.loads(args.set))
@@ -66,6 +69,9 @@ def main() -> None:
                "rounds_trained": trained, "learning_rate": entry["learning_rate"],
                "holdout_accuracy": entry["holdout_accuracy"], "floor": entry["floor"], "seconds": round(seconds)}
         print(row)
+        if args.entries:
+            args.entries.mkdir(parents=True, exist_ok=True)
+            (args.entries / f"{row['badnet']}.json").write_text(json.dumps(entry, indent=1, default=str))
         if args.write:
             out = RESULTS / f"{args.out}.csv"
             new = not out.exists()

@@ -276,3 +276,36 @@ def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
         assert f"the scan calls {len(wrong)} {what.format('' if len(wrong) == 1 else 's')} backdoored" in text
         for _, row in wrong.iterrows():
             assert f"{row['defense']} on {row['name']} ({round(row['scan_share'])} %" in text, (row["name"], row["defense"])
+
+
+def test_the_worn_trigger_study_counts_from_its_committed_rows():
+    """docs/defenses.md's worn-trigger study, counted again from benchmarks/results/i_bau_bound.csv
+    (the target: ASR <= 1 %, at most 1 point lost, test): the table's "target met" row, and the
+    prose's count for each setting on the new sunglasses seeds (2024 on), on all the sunglasses
+    BadNets, and on the other CSAW-kind tuning BadNets; and the README's count for today's default."""
+    import csv
+
+    text = (ROOT / "docs" / "defenses.md").read_text()
+    rows = list(csv.DictReader(io.StringIO(docs.git_index("benchmarks/results/i_bau_bound.csv"))))
+    count = {}
+    for r in rows:
+        lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
+        ok = float(r["attack_success_rate_test"]) <= 1.0 and lost <= 1.0
+        kind, seed = r["badnet"].rsplit("-", 1)
+        for group in ("all", ("new" if int(seed) >= 2024 else "suite") if kind == "sunglasses" else "other"):
+            met, seen = count.get((r["variant"], group), (0, 0))
+            count[r["variant"], group] = (met + ok, seen + 1)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    last = _cells(_block(text, "i_bau_bound"))[-1]
+    assert last[0] == "target met" and last[2:2 + len(variants)] == [
+        "{} of {}".format(*count[v, "all"]) for v in variants]
+    prose = " ".join(text.split())
+    for variant, lead in (("today's default", "Today's default meets the target on"),
+                          ("targeted_bound 8", "`targeted_bound: 8` meets it on"),
+                          ("targeted_bound 8, stop_rounds 2", "With `stop_rounds: 2` as well it meets it on")):
+        new, suite, other = (count.get((variant, g), (0, 0)) for g in ("new", "suite", "other"))
+        sun = (new[0] + suite[0], new[1] + suite[1])
+        assert (f"{lead} {new[0]} of the {new[1]} new seeds, {sun[0]} of the {sun[1]} sunglasses BadNets and "
+                f"{other[0]} of the {other[1]} other CSAW-kind tuning BadNets") in prose, variant
+    new = count["today's default", "new"]
+    assert f"today's default meets it on {new[0]} of the {new[1]} new seeds" in " ".join(README.read_text().split())
