@@ -476,18 +476,17 @@ def i_bau_bound() -> str:
     found = _csv(f"{RESULTS}/i_bau_bound.csv")
     variants = list(dict.fromkeys(r["variant"] for r in found))
     nets = sorted({r["badnet"] for r in found})
-    cell, b, cpus = {}, {}, {}
+    cell, b, cpus, met = {}, {}, {}, {v: [] for v in variants}
     for r in found:
         lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
-        ok = "meets" if meets_target(float(r["attack_success_rate_test"]), lost) else "**misses**"
+        ok = bool(meets_target(float(r["attack_success_rate_test"]), lost))
+        met[r["variant"]].append(ok)
         cell[r["badnet"], r["variant"]] = (f"{r['clean_accuracy_test']} / {r['attack_success_rate_test']}, "
-                                          f"{r['rounds_trained']} rounds, {ok}")
+                                          f"{r['rounds_trained']} rounds, {'meets' if ok else '**misses**'}")
         b[r["badnet"]] = f"{r['badnet_clean_accuracy_test']} / {r['badnet_attack_success_rate_test']}"
         cpus.setdefault(r["badnet"], set()).add(r["cpu"])
     rows = [[n, b[n]] + [cell.get((n, v), "") for v in variants] + ["; ".join(sorted(cpus[n]))] for n in nets]
-    met = [f"{sum(cell[k].endswith(', meets') for k in cell if k[1] == v)} of {sum(k[1] == v for k in cell)}"
-           for v in variants]
-    rows.append(["target met", ""] + met + [""])
+    rows.append(["target met", ""] + [f"{sum(met[v])} of {len(met[v])}" for v in variants] + [""])
     return _table(["tuning BadNet", "B: clean % / ASR %"] + [f"{v}: clean % / ASR %" for v in variants] + ["CPU"],
                   rows, "|---|---|" + "---|" * len(variants) + "---|")
 
