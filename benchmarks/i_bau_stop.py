@@ -7,9 +7,10 @@ defend section changed by --set, on suite BadNet folders; scored on their test f
 Prints, per BadNet, B's and the defended net's clean accuracy and ASR (test), the rounds
 trained, the learning rate kept and the wall time; --write appends them to
 benchmarks/results/i_bau_stop.csv with the CPU (--out i_bau_speed: to the speed study's file;
---out i_bau_bound: to the worn-trigger study's); --entries keeps each run's defense.json entry.
-Reads test files: it is an evaluation, for BadNets of the tuning set (docs/defenses.md), never
-for choosing on the evaluation set.
+--out i_bau_bound: to the worn-trigger study's; --out i_bau_evaluation: evaluation BadNets, run
+only after a choice is made); --entries keeps each run's defense.json entry. Reads test files:
+it is an evaluation, for choosing on BadNets of the tuning set (docs/defenses.md) and for
+reporting a choice on the evaluation set, never for choosing there.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def main() -> None:
     ap.add_argument("--set", default="{}", help="JSON: keys of defend.i_bau to change")
     ap.add_argument("--variant", default="params.yaml", help="the name of this setting in the CSV")
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--out", default="i_bau_stop", choices=["i_bau_stop", "i_bau_speed", "i_bau_bound"],
+    ap.add_argument("--out", default="i_bau_stop", choices=["i_bau_stop", "i_bau_speed", "i_bau_bound",
+                                                              "i_bau_evaluation"],
                     help="the results file")
     ap.add_argument("--entries", type=Path, help="a folder for each BadNet's defense.json entry, as NAME.json")
     args = ap.parse_args()

@@ -278,34 +278,59 @@ def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
             assert f"{row['defense']} on {row['name']} ({round(row['scan_share'])} %" in text, (row["name"], row["defense"])
 
 
-def test_the_worn_trigger_study_counts_from_its_committed_rows():
-    """docs/defenses.md's worn-trigger study, counted again from benchmarks/results/i_bau_bound.csv
-    (the target: ASR <= 1 %, at most 1 point lost, test): the table's "target met" row, and the
-    prose's count for each setting on the new sunglasses seeds (2024 on), on all the sunglasses
-    BadNets, and on the other CSAW-kind tuning BadNets; and the README's count for today's default."""
+OLD_DEFAULT, NEW_DEFAULT = "targeted_bound 0, stop_rounds 1 (the default before)", "targeted_bound 8, stop_rounds 2"
+FAMILIES = {"wanet", "lf", "ssba", "input_aware", "all_to_all", "clean_label"}
+
+
+def _met_counts(name: str, group) -> dict:
+    """(variant, group) -> (BadNets meeting the target, BadNets run), from a committed results file
+    (the target: ASR <= 1 %, at most 1 point lost, test), counted here without leaderboard.py."""
     import csv
 
-    text = (ROOT / "docs" / "defenses.md").read_text()
-    rows = list(csv.DictReader(io.StringIO(docs.git_index("benchmarks/results/i_bau_bound.csv"))))
     count = {}
-    for r in rows:
+    for r in csv.DictReader(io.StringIO(docs.git_index(f"benchmarks/results/{name}.csv"))):
         lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
         ok = float(r["attack_success_rate_test"]) <= 1.0 and lost <= 1.0
-        kind, seed = r["badnet"].rsplit("-", 1)
-        for group in ("all", ("new" if int(seed) >= 2024 else "suite") if kind == "sunglasses" else "other"):
-            met, seen = count.get((r["variant"], group), (0, 0))
-            count[r["variant"], group] = (met + ok, seen + 1)
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
+        for g in {"all", group(r["badnet"])}:
+            met, seen = count.get((r["variant"], g), (0, 0))
+            count[r["variant"], g] = (met + ok, seen + 1)
+    return count
+
+
+def _tuning_group(name: str) -> str:
+    kind, seed = name.rsplit("-", 1)
+    if kind == "sunglasses":
+        return "new" if int(seed) >= 2024 else "suite"
+    return "family" if kind in FAMILIES else "other"
+
+
+def test_the_worn_trigger_study_counts_from_its_committed_rows():
+    """docs/defenses.md's worn-trigger study, counted again from benchmarks/results/i_bau_bound.csv:
+    the table's "target met" row, and the prose's count for each setting on the new sunglasses
+    seeds (2024 on), on all the sunglasses BadNets, on the other CSAW-kind tuning BadNets and on
+    the family tuning nets (where it ran there); the README's count for the default; and the
+    evaluation table's "target met" row, from benchmarks/results/i_bau_evaluation.csv."""
+    text = (ROOT / "docs" / "defenses.md").read_text()
+    count = _met_counts("i_bau_bound", _tuning_group)
+    variants = list(dict.fromkeys(v for v, _ in count))
     last = _cells(_block(text, "i_bau_bound"))[-1]
     assert last[0] == "target met" and last[2:2 + len(variants)] == [
         "{} of {}".format(*count[v, "all"]) for v in variants]
     prose = " ".join(text.split())
-    for variant, lead in (("today's default", "Today's default meets the target on"),
+    for variant, lead in ((OLD_DEFAULT, "The default before meets the target on"),
                           ("targeted_bound 8", "`targeted_bound: 8` meets it on"),
-                          ("targeted_bound 8, stop_rounds 2", "With `stop_rounds: 2` as well it meets it on")):
-        new, suite, other = (count.get((variant, g), (0, 0)) for g in ("new", "suite", "other"))
-        sun = (new[0] + suite[0], new[1] + suite[1])
-        assert (f"{lead} {new[0]} of the {new[1]} new seeds, {sun[0]} of the {sun[1]} sunglasses BadNets and "
-                f"{other[0]} of the {other[1]} other CSAW-kind tuning BadNets") in prose, variant
-    new = count["today's default", "new"]
-    assert f"today's default meets it on {new[0]} of the {new[1]} new seeds" in " ".join(README.read_text().split())
+                          (NEW_DEFAULT, "With `stop_rounds: 2` as well it meets it on")):
+        new, suite, other, family = (count.get((variant, g), (0, 0)) for g in ("new", "suite", "other", "family"))
+        sentence = (f"{lead} {new[0]} of the {new[1]} new seeds, {new[0] + suite[0]} of the {new[1] + suite[1]} "
+                    "sunglasses BadNets")
+        sentence += (f", {other[0]} of the {other[1]} other CSAW-kind tuning BadNets and {family[0]} of the "
+                     f"{family[1]} family tuning nets" if family[1] else
+                     f" and {other[0]} of the {other[1]} other CSAW-kind tuning BadNets")
+        assert sentence in prose, variant
+    new = count[NEW_DEFAULT, "new"]
+    assert f"the default meets it on {new[0]} of the {new[1]} new seeds" in " ".join(README.read_text().split())
+    evaluation = _met_counts("i_bau_evaluation", lambda name: "all")
+    last = _cells(_block(text, "i_bau_evaluation"))[-1]
+    settings = list(dict.fromkeys(v for v, _ in evaluation))
+    assert last[0] == "target met" and last[2:2 + len(settings)] == [
+        "{} of {}".format(*evaluation[v, "all"]) for v in settings]

@@ -467,15 +467,14 @@ def i_bau_speed() -> str:
                   "|---|---|---|---|---:|---|---:|---:|---:|---|")
 
 
-def i_bau_bound() -> str:
-    """The worn-trigger study (benchmarks/results/i_bau_bound.csv, benchmarks/i_bau_stop.py
-    --out i_bau_bound): one row per tuning BadNet, one column per I-BAU setting, each cell its
-    test clean accuracy / ASR, the rounds trained, and whether it meets the repair target."""
+def _settings_table(name: str, nets: str) -> str:
+    """benchmarks/results/NAME.csv (benchmarks/i_bau_stop.py --out NAME): one row per BadNet, one
+    column per I-BAU setting, each cell its test clean accuracy / ASR, the rounds trained, and
+    whether it meets the repair target; the last row counts the BadNets each setting meets it on."""
     from badnet_repair.leaderboard import meets_target
 
-    found = _csv(f"{RESULTS}/i_bau_bound.csv")
+    found = _csv(f"{RESULTS}/{name}.csv")
     variants = list(dict.fromkeys(r["variant"] for r in found))
-    nets = sorted({r["badnet"] for r in found})
     cell, b, cpus, met = {}, {}, {}, {v: [] for v in variants}
     for r in found:
         lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
@@ -485,10 +484,21 @@ def i_bau_bound() -> str:
                                           f"{r['rounds_trained']} rounds, {'meets' if ok else '**misses**'}")
         b[r["badnet"]] = f"{r['badnet_clean_accuracy_test']} / {r['badnet_attack_success_rate_test']}"
         cpus.setdefault(r["badnet"], set()).add(r["cpu"])
-    rows = [[n, b[n]] + [cell.get((n, v), "") for v in variants] + ["; ".join(sorted(cpus[n]))] for n in nets]
+    rows = [[n, b[n]] + [cell.get((n, v), "") for v in variants] + ["; ".join(sorted(cpus[n]))] for n in sorted(b)]
     rows.append(["target met", ""] + [f"{sum(met[v])} of {len(met[v])}" for v in variants] + [""])
-    return _table(["tuning BadNet", "B: clean % / ASR %"] + [f"{v}: clean % / ASR %" for v in variants] + ["CPU"],
+    return _table([nets, "B: clean % / ASR %"] + [f"{v}: clean % / ASR %" for v in variants] + ["CPU"],
                   rows, "|---|---|" + "---|" * len(variants) + "---|")
+
+
+def i_bau_bound() -> str:
+    """The worn-trigger study, on tuning BadNets (benchmarks/i_bau_stop.py --out i_bau_bound)."""
+    return _settings_table("i_bau_bound", "tuning BadNet")
+
+
+def i_bau_evaluation() -> str:
+    """The settings the worn-trigger study compared, on evaluation BadNets after the choice
+    (benchmarks/i_bau_stop.py --out i_bau_evaluation)."""
+    return _settings_table("i_bau_evaluation", "evaluation BadNet")
 
 
 def defense_solo() -> str:
@@ -585,8 +595,9 @@ def i_bau_phases() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
-                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, defense_solo,
-                                     family_strength, defense_compare, tests, suite_steps, pipeline, drawing, commands_by_cpu)}
+                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, i_bau_evaluation,
+                                     defense_solo, family_strength, defense_compare, tests, suite_steps, pipeline,
+                                     drawing, commands_by_cpu)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:
