@@ -120,7 +120,7 @@ PARAM_DOCS = {
     "defend.i_bau.recover_lr": "learning rate of the recovery fine-tuning (Adam, cosine to 0)",
     "defend.i_bau.recover_epochs": "recovery fine-tuning epochs",
     "defend.i_bau.targeted": "each round also unlearns a perturbation aimed at each target the scan finds on B ([scan](scan.md)); `false`: the paper's untargeted search alone",
-    "defend.i_bau.stop_share": "the rounds stop at the first whose targeted perturbations each send less than this share of the holdout to their target, and whose untargeted one less than `scan.threshold` of the sample to one class ([defenses](defenses.md)); 0: all `rounds`",
+    "defend.i_bau.stop_share": "the rounds stop at the `stop_rounds`-th in a row whose targeted perturbations each send less than this share of the holdout to their target, and whose untargeted one less than `scan.threshold` of the sample to one class ([defenses](defenses.md)); 0: all `rounds`",
     "defend.i_bau.stop_rounds": "rounds in a row that must show no backdoor (by `stop_share`) before the rounds stop; the quiet rounds before the last are trained on; a quiet round 1 still leaves the net as it is",
     "defend.i_bau.untargeted_stop": "`false`: where the scan names no target on B, every round runs, as the paper's (the stopping rule has no target to watch, and the scan cannot see an all-to-all backdoor); `true`: the untargeted share alone may stop the rounds there, and a net with no named target is left as it is ([defenses](defenses.md))",
     "defend.i_bau.rounds_on_sample": "`true`: each round's epoch trains on the searches' sample (`scan.images` of the training share), as the paper unlearns on the set it searches; `false`: on the whole training share. The recovery trains on the whole share either way",
