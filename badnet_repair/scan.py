@@ -124,21 +124,59 @@ def universal_perturbation(model, x, target, bound: float, step: float, batch_si
     return delta.numpy()
 
 
+def masked_trigger(model, x, target, epochs: int, batch_size: int, unit=np.float32(1.0), state=None):
+    """A trigger as Neural Cleanse reverse-engineers one (Wang et al., S&P 2019): a mask m and a
+    pattern p on [0, 1] images, (1 - m) * x + m * p, that send x (as the model is fed) to
+    `target`, with the mask's L1 norm as small as that allows. Adam on their logits; NC's
+    adaptive cost: each epoch that sends 99 % of x there raises the L1 term's weight by 1.5,
+    any other lowers it. A patch trigger is a small mask; an L2 ball does not hold one (a worn
+    trigger's L2 norm is larger than a clean net's own classes need). `state`, as returned,
+    goes on from an earlier search. Returns (keep = 1 - m, add = m * p, state)."""
+    import tensorflow as tf
+
+    from .training import cross_entropy
+
+    if state is None:
+        state = {"mask": np.full((1,) + tuple(x.shape[1:3]) + (1,), -2.0, np.float32),
+                 "pattern": np.zeros((1,) + tuple(x.shape[1:]), np.float32), "cost": np.float32(1e-3)}
+    a, b = tf.Variable(state["mask"]), tf.Variable(state["pattern"])
+    cost, ce, optim = tf.Variable(state["cost"]), cross_entropy(model), tf.keras.optimizers.Adam(0.1)
+    size = tf.constant(np.float32(unit))
+
+    @tf.function(reduce_retracing=True)
+    def step(xb, tb):
+        with tf.GradientTape() as tape:
+            m = tf.sigmoid(a)
+            out = model((1 - m) * xb + m * tf.sigmoid(b) * size, training=False)
+            loss = ce(tb, out) + cost * tf.reduce_sum(m)
+        optim.apply_gradients(zip(tape.gradient(loss, [a, b]), [a, b]))
+        return tf.reduce_sum(tf.cast(tf.argmax(out, -1) == tb, tf.float32))
+
+    aims = np.broadcast_to(np.asarray(target, np.int64), (len(x),))
+    for _ in range(epochs):
+        hits = sum(float(step(tf.constant(x[i:i + batch_size]), tf.constant(aims[i:i + batch_size])))
+                   for i in range(0, len(x), batch_size))
+        cost.assign(cost * 1.5 if hits >= 0.99 * len(x) else cost / 1.5)
+    state = {"mask": a.numpy(), "pattern": b.numpy(), "cost": np.float32(cost.numpy())}
+    m = tf.sigmoid(a).numpy()
+    return 1 - m, m * tf.sigmoid(b).numpy(), state
+
+
 def training_sample(clean, images: int, seed: int) -> np.ndarray:
     """The seeded share of the defender's training images that the searches run on."""
     rng = np.random.default_rng([seed, 31])
     return np.sort(rng.permutation(len(clean.y))[:images])
 
 
-def holdout_share(model, held, before, delta, target, unit=np.float32(1.0)) -> float:
+def holdout_share(model, held, before, delta, target, unit=np.float32(1.0), kept=None) -> float:
     """The share of the holdout images `held` (as the model is fed) not already in `target`
     (one class, or one per image; by `before`, the model's own classes on them) that `delta`
-    sends there: an attack success rate of delta."""
+    sends there (held * kept + unit * delta, with a mask's `kept`): an attack success rate of delta."""
     from .evaluate import predict_classes
 
     aims = np.broadcast_to(np.asarray(target), before.shape)
     keep = before != aims
-    sent = predict_classes(model, held + delta * unit)[keep]
+    sent = predict_classes(model, held + delta * unit if kept is None else held * kept + delta * unit)[keep]
     return float(np.mean(sent == aims[keep])) if len(sent) else 0.0
 
 

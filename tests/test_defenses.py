@@ -332,7 +332,7 @@ SCAN = {"top_k": 3, "candidates": 2, "shifts": 1, "images": 20, "batch_size": 10
 I_BAU = {"learning_rates": [0.001], "rounds": 2, "bound": 3.0, "perturbation_lr": 1.0, "perturbation_batch_size": 16,
          "perturbed": 2, "clipnorm": 1.0, "batch_size": 10, "recover_lr": 0.001, "recover_epochs": 1, "seed": 1,
          "targeted": False, "stop_share": 0.0, "stop_rounds": 1, "untargeted_stop": True, "rounds_on_sample": False,
-         "targeted_bound": 0.0, "scan": SCAN}
+         "targeted_bound": 0.0, "masked_epochs": 0, "masked_controls": 3, "scan": SCAN}
 
 
 def _tiny(classes=5, n=40):
@@ -606,6 +606,53 @@ def test_i_bau_unlearns_the_targeted_bound_perturbation_and_the_rule_reads_the_b
         assert all(any(np.allclose(p, d[0], atol=1e-4) for p in pool) for d in unlearnt[:r])
         if targeted_bound:
             assert not any(np.allclose(p, d[0], atol=1e-4) for p in pool for d in ruled[:r])
+
+
+@pytest.mark.parametrize("masked_epochs", [0, 4])
+def test_i_bau_waits_for_the_targets_mask_to_be_as_large_as_the_classes(monkeypatch, masked_epochs):
+    """masked_epochs: each round also unlearns Neural Cleanse's trigger towards each target (its
+    search going on from the last round's), and the rounds stop only once the target's mask is
+    at least the median of masked_controls other classes' masks on B. Masks are faked (their L1
+    given); searches, shares and training are real. 0: no mask is sought or written."""
+    from badnet_repair import scan
+    from badnet_repair.defenses import i_bau
+
+    b, clean = _tiny()
+    monkeypatch.setattr(scan, "scan", lambda *a, **k: {"targets": [1], "shifts": []})
+    sizes = {1: [5.0, 15.0, 21.0, 40.0, 60.0]}  # the target's, round by round; the classes' median is 20
+    controls, calls, pools = iter([10.0, 40.0, 20.0]), [], []  # mean 23.3: the median is read
+    real_fit = training.fit
+
+    def masked(model, x, target, epochs, batch_size, unit, state=None):
+        calls.append((target, epochs, state))
+        size = sizes[target].pop(0) if target in sizes else next(controls)
+        m = np.zeros((1,) + x.shape[1:3] + (1,), np.float32)
+        m.flat[:int(size)] = 1.0
+        return 1 - m, np.full((1,) + x.shape[1:], 0.25, np.float32) * m, {"after": len(calls)}
+
+    def fit(m, x, y, **k):  # what each round's epoch can draw, on images of ones
+        if k.get("augment") and k["epochs"] == 1:
+            ones = np.ones((40,) + x.shape[1:], np.float32)
+            pools.append({float(v) for _ in range(50) for v in np.unique(k["augment"](ones, y[:40], rng)[0][40:])})
+        return real_fit(m, x, y, **k)
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(scan, "masked_trigger", masked)
+    monkeypatch.setattr(training, "fit", fit)
+    cfg = dict(I_BAU, targeted=True, rounds=5, stop_share=1.0, masked_epochs=masked_epochs,
+               scan=dict(SCAN, threshold=1.01))  # every round reads quiet but for the masks
+    _, facts = i_bau.defend(b, clean, cfg, -1.0, log=lambda s: None)
+    rounds = facts["perturbations"]
+    if not masked_epochs:
+        assert calls == [] and [r["trained"] for r in rounds] == [False] and "mask_sizes" not in rounds[0]
+        return
+    assert [r["mask_sizes"] for r in rounds] == [{1: 5.0}, {1: 15.0}, {1: 21.0}]  # 21 >= 20: quiet, stop
+    assert [r["trained"] for r in rounds] == [True, True, False]
+    assert [c[1] for c in calls[:3]] == [2 * masked_epochs] * 3 and all(c[2] is None for c in calls[:3])
+    assert len({c[0] for c in calls[:3]}) == 3 and 1 not in {c[0] for c in calls[:3]}
+    assert [c[:2] for c in calls[3:]] == [(1, masked_epochs)] * 3
+    assert [c[2] for c in calls[3:]] == [None, {"after": 4}, {"after": 5}]  # each round's search goes on
+    assert all(0.25 * clean.unit + 0.0 in pool for pool in pools[:2])  # 1 * (1 - m) + 0.25 * m where m is 1
 
 
 def test_i_bau_untargeted_stop_changes_nothing_where_the_scan_names_a_target(monkeypatch):

@@ -192,3 +192,25 @@ def test_the_committed_bound_is_the_one_the_clean_nets_rows_give():
     assert {r["kind"] for r in rows} == {"clean", "BadNet"}
     assert scan.calibrate(rows, cfg["threshold"]) == cfg["bound"]
     assert scan.calibrate([r for r in rows if r["kind"] == "clean"], cfg["threshold"]) == cfg["bound"]
+
+
+@pytest.mark.parametrize("form", ["x / 255", "raw pixels behind Rescaling(1/255)"])
+def test_the_masked_trigger_lands_on_the_planted_patch_and_is_smaller_than_a_natural_classes(form):
+    """Neural Cleanse's reversal on the hand-made BadNet: the mask sits on the 5x5 patch, the
+    trigger it makes (applied here the slow way, on [0, 1] images) sends the images to the
+    target, and a natural class needs a larger mask (its band). The same in both input forms."""
+    clean, net = (_clean(), _net(True)) if form == "x / 255" else (_clean(1.0), _net(True, rescale=True))
+    x = clean.x[:100]
+    kept, added, state = scan.masked_trigger(net, x, TARGET, 40, 25, clean.unit)
+    m = 1 - kept[0, :, :, 0]
+    patch = np.zeros(m.shape, bool)
+    patch[-8:-3, -8:-3] = True
+    assert m[patch].sum() > 5 * m[~patch].sum() and m[patch].mean() > 0.3, (m[patch].mean(), m[~patch].sum())
+    assert np.all(added >= 0) and np.all(added <= 1 - kept + 1e-6)  # m * p, with p in [0, 1]
+    images = x / clean.unit  # on [0, 1], as the trigger is made
+    triggered = np.stack([img * kept[0] + added[0] for img in images]) * clean.unit
+    assert np.mean(np.argmax(net.predict(triggered, verbose=0), -1) == TARGET) >= 0.99
+    natural = scan.masked_trigger(net, x, 0, 40, 25, clean.unit)[0]
+    assert np.sum(1 - natural) > 2 * np.sum(1 - kept)
+    again = scan.masked_trigger(net, x, TARGET, 0, 25, clean.unit, state)  # no epochs more: the same trigger
+    assert np.array_equal(again[0], kept) and np.array_equal(again[1], added)

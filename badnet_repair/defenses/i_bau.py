@@ -18,11 +18,19 @@ its own class + k, and unlearns it. Without a target or offset the defense is th
 With `targeted_bound`, the perturbation towards a target that is unlearnt is sought in that
 larger ball (a worn trigger lies outside `bound`'s); the one within `bound` still feeds the rule.
 
+With `masked_epochs`, each round also unlearns, per target, the trigger Neural Cleanse
+reverse-engineers (scan.masked_trigger: a mask and a pattern, the mask as small as will send
+the sample to the target). A worn trigger is a patch: an L2 ball wide enough to hold it
+holds a clean net's own classes too, and its dense perturbations are not the patch's shape;
+unlearnt alone they left a sunglasses BadNet at a quarter of its ASR (docs/defenses.md).
+
 With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
 in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
-rounds is not worn down by ten. The default, one round, was measured against two on the
-tuning set (docs/defenses.md): two cost clean accuracy there and lowered no ASR that was not
-already under 1 %.
+rounds is not worn down by ten. With masks, a round shows none only where each target's mask
+is also at least as large as the median of `masked_controls` other classes' masks on B: a
+target that still needs a smaller mask than a typical class is still a shortcut (Neural
+Cleanse's signal), whatever the L2 ball reads. The ball reads what its own unlearning clears
+first, and stopped on sunglasses BadNets while their trigger still worked.
 
 The rule watches the targets and offsets the scan names on B. Where it names none, nothing
 tells a net with nothing to unlearn from a backdoor the scan cannot see (an all-to-all one
@@ -49,7 +57,7 @@ PARAMS = {"learning_rates": [float], "rounds": int, "bound": float, "perturbatio
           "perturbation_batch_size": int, "perturbed": int, "clipnorm": float, "batch_size": int,
           "recover_lr": float, "recover_epochs": int, "targeted": bool, "stop_share": float,
           "stop_rounds": int, "untargeted_stop": bool, "rounds_on_sample": bool,
-          "targeted_bound": float}
+          "targeted_bound": float, "masked_epochs": int, "masked_controls": int}
 USES_SCAN = True  # base.settings adds the scan's params (cfg["scan"]) for the targeted search
 
 
@@ -98,7 +106,9 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
     With cfg['stop_share'] > 0 and a target or offset (or cfg['untargeted_stop']) a round shows
     no backdoor left when the untargeted perturbation sends less than scan.threshold of the
     sample to one class, and each targeted one less than stop_share of the holdout to its
-    target (scan.holdout_share), or to each image's class + k. The rounds stop at the
+    target (scan.holdout_share), or to each image's class + k, and (with cfg['masked_epochs'])
+    each target's masked trigger, unlearnt too, has a mask at least natural_mask's median of
+    other classes'. The rounds stop at the
     cfg['stop_rounds']-th such round in a row, or at round 1 if it is such a round; the round
     they stop at is not trained on (after a stop at round 1 the net is left as it is), the
     earlier ones of the run are. Without a
@@ -111,15 +121,17 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
 
     p, bs, unit, classes = cfg["perturbed"], cfg["batch_size"], clean.unit, int(model.output_shape[-1])
     steps = int(np.ceil(len(clean.y) / bs))
-    rng, found, pool, quiet = np.random.default_rng([cfg["seed"], 23]), [], [], 0
+    rng, found, pool, quiet, masks = np.random.default_rng([cfg["seed"], 23]), [], [], 0, {}
+    ones = np.ones(clean.x.shape[1:3] + (1,), np.float32)
     chosen = scan.training_sample(clean, cfg["scan"]["images"], cfg["seed"])
     sample = clean.x[chosen]
     on = chosen if cfg["rounds_on_sample"] else slice(None)  # what each round's epoch trains on
     held = scale(clean.x_holdout, clean.input_divisor)
 
-    def augment(xb, yb, rng):
-        deltas = np.stack(pool)[rng.integers(len(pool), size=p)]
-        return np.concatenate([xb, xb[:p] + deltas * unit]), np.concatenate([yb, yb[:p]])
+    def augment(xb, yb, rng):  # pool: (kept, added) pairs, x * kept + unit * added; kept is 1 for an additive one
+        picks = rng.integers(len(pool), size=p)
+        kept, added = np.stack([pool[i][0] for i in picks]), np.stack([pool[i][1] for i in picks])
+        return np.concatenate([xb, xb[:p] * kept + added * unit]), np.concatenate([yb, yb[:p]])
 
     def train(optim, epochs, on=slice(None)):
         training.fit(model, clean.x[on], clean.y[on], epochs=epochs, batch_size=bs, seed=cfg["seed"], optim=optim,
@@ -127,6 +139,8 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
 
     optim = keras.optimizers.Adam(learning_rate, clipnorm=cfg["clipnorm"])  # one for all rounds
     watched = cfg["stop_share"] > 0 and (len(targets) + len(shifts) > 0 or cfg["untargeted_stop"])  # a rule at all
+    masked = cfg["masked_epochs"] and len(targets)
+    natural = natural_mask(model, sample, targets, classes, cfg, unit, log) if masked else None
     for r in range(1, cfg["rounds"] + 1):
         own = predict_classes(model, sample)
         delta = perturbation(model, sample, own, cfg, rng, unit)
@@ -144,27 +158,54 @@ def unlearn(model, clean, cfg: dict, learning_rate: float, log=print, targets=()
                 d = scan.universal_perturbation(model, sample, aim, cfg["targeted_bound"], cfg["scan"]["step"],
                                                 cfg["scan"]["batch_size"], unit)
             deltas.append(d[0])
+        pairs, sizes = [(ones, d) for d in deltas], {}
+        for t in targets if natural is not None else ():  # Neural Cleanse's trigger, on from the last round's
+            kept, added, masks[t] = scan.masked_trigger(model, sample, int(t), cfg["masked_epochs"],
+                                                        cfg["scan"]["batch_size"], unit, masks.get(t))
+            pairs.append((kept[0], added[0]))
+            sizes[int(t)] = round(float(np.sum(1 - kept)), 1)
         found.append({"norm": round(float(np.linalg.norm(delta)), 4), "top_class": int(top),
                       "top_class_share": round(float(np.mean(sent == top)), 4), "target_shares": shares})
+        if natural is not None:  # written only with masks: a run without keeps its bytes
+            found[-1]["mask_sizes"] = sizes
         if shifts:  # written only where there are offsets: a run without any keeps its bytes
             found[-1]["shift_shares"] = shift_shares
         none_left = watched and (found[-1]["top_class_share"] < cfg["scan"]["threshold"]
-                                 and all(s < cfg["stop_share"] for s in [*shares.values(), *shift_shares.values()]))
+                                 and all(s < cfg["stop_share"] for s in [*shares.values(), *shift_shares.values()])
+                                 and all(v >= natural for v in sizes.values()))  # a target no easier than a class
         quiet = quiet + 1 if none_left else 0
         stop = none_left and (r == 1 or quiet >= cfg["stop_rounds"])
         found[-1]["trained"] = not stop
         log(f"  round {r}/{cfg['rounds']}: perturbation sends {100 * found[-1]['top_class_share']:.0f}% "
             f"to class {top}" + "".join(f"; towards {t}: {100 * s:.1f}%" for t, s in shares.items())
             + "".join(f"; towards own + {k}: {100 * s:.1f}%" for k, s in shift_shares.items())
+            + "".join(f"; mask towards {t}: L1 {v:.0f} (classes' {natural:.0f})" for t, v in sizes.items())
             + ("; no backdoor left: the rounds stop" if stop else "; no backdoor left" if none_left else ""))
         if stop:
             break
-        pool.extend(deltas)
+        pool.extend(pairs)
         train(optim, 1, on)
     if pool and cfg["recover_epochs"]:
         schedule = keras.optimizers.schedules.CosineDecay(cfg["recover_lr"], cfg["recover_epochs"] * steps)
         train(keras.optimizers.Adam(schedule, clipnorm=cfg["clipnorm"]), cfg["recover_epochs"])
     return found
+
+
+def natural_mask(model, sample, targets, classes: int, cfg: dict, unit, log=print) -> float:
+    """How large a mask the net's natural classes need: the median L1 norm of Neural Cleanse's
+    trigger (scan.masked_trigger, 2 * cfg['masked_epochs'] epochs) towards cfg['masked_controls']
+    seeded classes that are not targets. A backdoor's target needs far less (its trigger is a
+    shortcut: Neural Cleanse flags it so); a round whose target's mask is at least this large
+    shows it no easier to reach than a typical class. Measured once, on B."""
+    if not cfg["masked_controls"]:
+        return 0.0  # no mask condition: the rule reads the L2 shares alone
+    aims = set(int(t) for t in targets)
+    others = [int(c) for c in np.random.default_rng([cfg["seed"], 37]).permutation(classes) if c not in aims]
+    sizes = [float(np.sum(1 - scan.masked_trigger(model, sample, c, 2 * cfg["masked_epochs"],
+                                                  cfg["scan"]["batch_size"], unit)[0]))
+             for c in others[:cfg["masked_controls"]]]
+    log(f"  the masks of classes {others[:cfg['masked_controls']]}: L1 {[round(v) for v in sizes]}")
+    return float(np.median(sizes))
 
 
 def defend(model, clean, cfg: dict, floor: float, log=print):
