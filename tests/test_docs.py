@@ -278,7 +278,10 @@ def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
             assert f"{row['defense']} on {row['name']} ({round(row['scan_share'])} %" in text, (row["name"], row["defense"])
 
 
-OLD_DEFAULT, NEW_DEFAULT = "targeted_bound 0, stop_rounds 1 (the default before)", "targeted_bound 8, stop_rounds 2"
+OLD_DEFAULT, BALL_DEFAULT = "targeted_bound 0, stop_rounds 1 (the default before)", "targeted_bound 8, stop_rounds 2"
+MASKED = "targeted_bound 8, stop_rounds 2, masked_epochs 5"
+LADDER = MASKED + ", learning_rates [0.0002, 0.0001]"
+DEFAULT = BALL_DEFAULT  # params.yaml's I-BAU: neither masked setting met the rule for a switch
 
 
 def _met_counts(name: str, group) -> dict:
@@ -320,7 +323,9 @@ def test_the_worn_trigger_study_counts_from_its_committed_rows():
     prose = " ".join(text.split())
     for variant, lead in ((OLD_DEFAULT, "The default before meets the target on"),
                           ("targeted_bound 8", "`targeted_bound: 8` meets it on"),
-                          (NEW_DEFAULT, "With `stop_rounds: 2` as well it meets it on")):
+                          (BALL_DEFAULT, "With `stop_rounds: 2` as well it meets it on"),
+                          (MASKED, "With `masked_epochs: 5` as well it meets it on"),
+                          (LADDER, "With the ladder `learning_rates: [0.0002, 0.0001]` as well it meets it on")):
         new, suite, other, family = (count.get((variant, g), (0, 0)) for g in ("new", "suite", "other", "family"))
         sentence = (f"{lead} {new[0]} of the {new[1]} new seeds, {new[0] + suite[0]} of the {new[1] + suite[1]} "
                     "sunglasses BadNets")
@@ -328,7 +333,7 @@ def test_the_worn_trigger_study_counts_from_its_committed_rows():
                      f"{family[1]} family tuning nets" if family[1] else
                      f" and {other[0]} of the {other[1]} other CSAW-kind tuning BadNets")
         assert sentence in prose, variant
-    new = count[NEW_DEFAULT, "new"]
+    new = count[DEFAULT, "new"]
     assert f"the default meets it on {new[0]} of the {new[1]} new seeds" in " ".join(README.read_text().split())
     evaluation = _met_counts("i_bau_evaluation", lambda name: "all")
     last = _cells(_block(text, "i_bau_evaluation"))[-1]
