@@ -131,7 +131,7 @@ def masked_trigger(model, x, target, epochs: int, batch_size: int, unit=np.float
     adaptive cost: each epoch that sends 99 % of x there raises the L1 term's weight by 1.5,
     any other lowers it. A patch trigger is a small mask; an L2 ball does not hold one (a worn
     trigger's L2 norm is larger than a clean net's own classes need). `state`, as returned,
-    goes on from an earlier search. Returns (keep = 1 - m, add = m * p, state)."""
+    goes on from an earlier search's mask, pattern and cost (Adam's moments start anew). Returns (keep = 1 - m, add = m * p, state)."""
     import tensorflow as tf
 
     from .training import cross_entropy
@@ -168,15 +168,15 @@ def training_sample(clean, images: int, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(len(clean.y))[:images])
 
 
-def holdout_share(model, held, before, delta, target, unit=np.float32(1.0), kept=None) -> float:
+def holdout_share(model, held, before, delta, target, unit=np.float32(1.0)) -> float:
     """The share of the holdout images `held` (as the model is fed) not already in `target`
     (one class, or one per image; by `before`, the model's own classes on them) that `delta`
-    sends there (held * kept + unit * delta, with a mask's `kept`): an attack success rate of delta."""
+    sends there: an attack success rate of delta."""
     from .evaluate import predict_classes
 
     aims = np.broadcast_to(np.asarray(target), before.shape)
     keep = before != aims
-    sent = predict_classes(model, held + delta * unit if kept is None else held * kept + delta * unit)[keep]
+    sent = predict_classes(model, held + delta * unit)[keep]
     return float(np.mean(sent == aims[keep])) if len(sent) else 0.0
 
 

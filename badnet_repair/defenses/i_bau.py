@@ -22,7 +22,7 @@ With `masked_epochs`, each round also unlearns, per target, the trigger Neural C
 reverse-engineers (scan.masked_trigger: a mask and a pattern, the mask as small as will send
 the sample to the target). A worn trigger is a patch: an L2 ball wide enough to hold it
 holds a clean net's own classes too, and its dense perturbations are not the patch's shape;
-unlearnt alone they left a sunglasses BadNet at a quarter of its ASR (docs/defenses.md).
+unlearnt alone they left 23 % ASR on a tuning sunglasses BadNet (docs/defenses.md).
 
 With `stop_share`, the scan is the stopping rule: the rounds go on until `stop_rounds` rounds
 in a row show no backdoor in their perturbations (docs/defenses.md), so a net that needs few
