@@ -281,7 +281,9 @@ def test_the_scan_page_counts_its_misses_from_the_committed_leaderboard():
 OLD_DEFAULT, BALL_DEFAULT = "targeted_bound 0, stop_rounds 1 (the default before)", "targeted_bound 8, stop_rounds 2"
 MASKED = "targeted_bound 8, stop_rounds 2, masked_epochs 5"
 LADDER = MASKED + ", learning_rates [0.0002, 0.0001]"
-DEFAULT = BALL_DEFAULT  # params.yaml's I-BAU: neither masked setting met the rule for a switch
+STRATIFIED = BALL_DEFAULT + ", stratified holdout"  # benchmarks/holdout_split.py's split, stopped after 14 nets
+STOP_SHARE = STRATIFIED + ", stop_share 0.02"
+DEFAULT = BALL_DEFAULT  # params.yaml's I-BAU: neither the masked nor the stratified settings met their rules
 
 
 def _met_counts(name: str, group) -> dict:
@@ -325,7 +327,9 @@ def test_the_worn_trigger_study_counts_from_its_committed_rows():
                           ("targeted_bound 8", "`targeted_bound: 8` meets it on"),
                           (BALL_DEFAULT, "With `stop_rounds: 2` as well it meets it on"),
                           (MASKED, "With `masked_epochs: 5` as well it meets it on"),
-                          (LADDER, "With the ladder `learning_rates: [0.0002, 0.0001]` as well it meets it on")):
+                          (LADDER, "With the ladder `learning_rates: [0.0002, 0.0001]` as well it meets it on"),
+                          (STRATIFIED, "With the stratified holdout as well it meets it on"),
+                          (STOP_SHARE, "With `stop_share: 0.02` as well it meets it on")):
         new, suite, other, family = (count.get((variant, g), (0, 0)) for g in ("new", "suite", "other", "family"))
         sentence = (f"{lead} {new[0]} of the {new[1]} new seeds, {new[0] + suite[0]} of the {new[1] + suite[1]} "
                     "sunglasses BadNets")

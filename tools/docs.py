@@ -594,12 +594,30 @@ def i_bau_phases() -> str:
                   rows, "|---|---|---:|---:|---:|---:|---:|---|---|")
 
 
+def holdout_split() -> str:
+    """benchmarks/holdout_split.py's rows: I-BAU with each holdout split, where its clean loss reads."""
+    rows = []
+    for r in _csv(f"{RESULTS}/holdout_split.csv"):
+        lost = [float(r[f"badnet_{w}"]) - float(r[f"defended_{w}"]) for w in ("holdout", "test")]
+        by = ", ".join("{}: {} of {}".format(*c.replace(":", "/").split("/"))
+                       for c in r["defended_test_by_trained"].split())
+        rows.append([r["badnet"], r["split"], r["holdout_images"], r["trained_per_class"],
+                     f"{r['badnet_holdout']} / {r['badnet_test']}",
+                     f"{r['defended_train']} / {r['defended_holdout']} / {r['defended_test']}",
+                     f"{lost[0]:.2f} / {lost[1]:.2f}", by, r["cpu"]])
+    return _table(["tuning BadNet", "split", "holdout images", "images a class trains on", "B: holdout / test %",
+                   "I-BAU: training share / holdout / test %", "points lost: holdout / test",
+                   "I-BAU's test accuracy by the images its class trained on (images: % of so many test images)",
+                   "CPU"],
+                  rows, "|---|---|---:|---|---|---|---|---|---|")
+
+
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
                                      i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, i_bau_evaluation,
                                      defense_solo, family_strength, defense_compare, tests, suite_steps, pipeline,
-                                     drawing, commands_by_cpu)}
+                                     drawing, commands_by_cpu, holdout_split)}
 
 
 def pages(root: Path = ROOT) -> list[Path]:

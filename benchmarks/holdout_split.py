@@ -1,0 +1,103 @@
+"""Benchmark (tuning BadNets only): what the holdout's split does to the clean loss it reads.
+Runs I-BAU as `defend@i_bau` runs it twice on each BadNet folder, once with the pipeline's
+per-image split (training.split_holdout: a seeded shuffle, the first round(fraction * n) images
+held out) and once with a split stratified by class (each class holds out its share, floor or
+one more, the larger remainders first, ties in a seeded order), and prints for each B's and
+the defended net's accuracy on the training share, the holdout and the test file, and the
+defended net's test accuracy by how many images of each class it trained on.
+
+    python benchmarks/holdout_split.py suite/badnets/sunglasses-2029 --out
+
+--out appends to benchmarks/results/holdout_split.csv with the CPU. Reads test files: it
+explains a clean measure, it chooses nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # docs: machine()
+
+import docs  # noqa: E402
+from badnet_repair import artifacts, defenses, params, scan, training  # noqa: E402
+from badnet_repair.defenses import base  # noqa: E402
+from badnet_repair.evaluate import percent, predict_classes  # noqa: E402
+from badnet_repair.model import keras  # noqa: E402
+
+
+def stratified(labels, fraction, seed, param="defend.holdout"):
+    """The same number held out, each class its share of it: floor(k * n_c / n) or one more."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    k = int(round(fraction * n))
+    training.split_holdout(n, fraction, seed, param)  # its checks
+    rng = np.random.default_rng([seed, 7])
+    perm = rng.permutation(n)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = k * counts / n
+    held = np.floor(quota).astype(np.int64)
+    held[np.lexsort((rng.permutation(len(classes)), held - quota))[:k - held.sum()]] += 1  # largest remainder
+    cls = np.searchsorted(classes, labels[perm])
+    by_class = np.argsort(cls, kind="stable")  # perm's positions grouped by class, in perm's order
+    rank = np.empty(n, np.int64)
+    rank[by_class] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = rank < held[cls]
+    return np.sort(perm[~out]), np.sort(perm[out])
+
+
+SPLITS = {"per image": lambda labels, *a: training.split_holdout(len(labels), *a), "stratified": stratified}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("roots", nargs="+", type=Path, help="suite BadNet folders (models/, data/)")
+    ap.add_argument("--out", action="store_true")
+    args = ap.parse_args()
+    cfg = params.load("defend")
+    module = defenses.load("i_bau")
+    for root in args.roots:
+        model, info = artifacts.badnet(root)
+        div = info["input_divisor"]
+        valid, test = artifacts.read_split("valid", model, root), artifacts.read_split("test", model, root)
+        section = base.settings("i_bau", module, cfg, model, params.load("prune")["layer"],
+                                scan.check(params.load("scan")))
+        b_valid, b_test = predict_classes(model, valid.x, div), predict_classes(model, test.x, div)
+        for name, split in SPLITS.items():
+            train, hold = split(valid.y, cfg["holdout"], cfg["seed"])
+            base.split_holdout = lambda n, *a, labels=valid.y, split=split: split(labels, *a)  # base.Clean's split
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    base.run("i_bau", module, model, valid, cfg, section, div, Path(tmp) / "i_bau")
+                    fixed = keras.models.load_model(Path(tmp) / "i_bau" / base.DEFENDED, compile=False)
+            finally:
+                base.split_holdout = training.split_holdout
+            f_valid, f_test = predict_classes(fixed, valid.x, div), predict_classes(fixed, test.x, div)
+            trained = np.bincount(valid.y[train], minlength=int(test.y.max()) + 1)[test.y]  # per test image
+            row = {"badnet": root.name, "split": name, "holdout_images": len(hold),
+                   "trained_per_class": f"{trained.min()}-{trained.max()}"}
+            for what, pv, pt in (("badnet", b_valid, b_test), ("defended", f_valid, f_test)):
+                row[f"{what}_train"] = round(percent(pv[train], valid.y[train]), 2)
+                row[f"{what}_holdout"] = round(percent(pv[hold], valid.y[hold]), 2)
+                row[f"{what}_test"] = round(percent(pt, test.y), 2)
+            row["defended_test_by_trained"] = " ".join(
+                f"{c}:{percent(f_test[trained == c], test.y[trained == c]):.1f}/{int(np.sum(trained == c))}"
+                for c in np.unique(trained))
+            print(row)
+            if args.out:
+                out = ROOT / "benchmarks" / "results" / "holdout_split.csv"
+                new = not out.exists()
+                with out.open("a", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=list(row) + ["cpu"], lineterminator="\n")
+                    if new:
+                        w.writeheader()
+                    w.writerow(dict(row, cpu=docs.machine()))
+
+
+if __name__ == "__main__":
+    main()
