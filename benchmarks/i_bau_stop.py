@@ -43,9 +43,12 @@ def main() -> None:
                                                               "i_bau_evaluation"],
                     help="the results file")
     ap.add_argument("--entries", type=Path, help="a folder for each BadNet's defense.json entry, as NAME.json")
+    ap.add_argument("--seed", type=int, help="defend.seed instead of params.yaml's (the holdout and the training's order)")
     args = ap.parse_args()
     cfg = params.load("defend")
     cfg["i_bau"].update(json.loads(args.set))
+    if args.seed is not None:
+        cfg["seed"] = args.seed
     module = defenses.load("i_bau")
     for arg in args.roots:
         name, _, folder = arg.rpartition("=")
