@@ -14,7 +14,6 @@ explains a clean measure, it chooses nothing.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # docs: machine()
+sys.path.insert(0, str(ROOT / "tools"))  # docs: append() writes the rows, with the CPU
 
 import docs  # noqa: E402
 from badnet_repair import artifacts, defenses, params, scan, training  # noqa: E402
@@ -90,13 +89,7 @@ def main() -> None:
                 for c in np.unique(trained))
             print(row)
             if args.out:
-                out = ROOT / "benchmarks" / "results" / "holdout_split.csv"
-                new = not out.exists()
-                with out.open("a", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=list(row) + ["cpu"], lineterminator="\n")
-                    if new:
-                        w.writeheader()
-                    w.writerow(dict(row, cpu=docs.machine()))
+                docs.append("holdout_split", row)
 
 
 if __name__ == "__main__":

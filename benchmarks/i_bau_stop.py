@@ -15,7 +15,6 @@ reporting a choice on the evaluation set, never for choosing there.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import tempfile
@@ -23,14 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # docs: machine()
+sys.path.insert(0, str(ROOT / "tools"))  # docs: append() writes the rows, with the CPU
 
 import docs  # noqa: E402
 from badnet_repair import artifacts, defenses, params, scan  # noqa: E402
 from badnet_repair.defenses import base  # noqa: E402
 from badnet_repair.evaluate import percent, predict_classes  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> None:
@@ -78,13 +75,7 @@ def main() -> None:
             args.entries.mkdir(parents=True, exist_ok=True)
             (args.entries / f"{row['badnet']}.json").write_text(json.dumps(entry, indent=1, default=str))
         if args.write:
-            out = RESULTS / f"{args.out}.csv"
-            new = not out.exists()
-            with out.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(row) + ["cpu"], lineterminator="\n")
-                if new:
-                    w.writeheader()
-                w.writerow(dict(row, cpu=docs.machine()))
+            docs.append(args.out, row)
 
 
 if __name__ == "__main__":

@@ -651,6 +651,19 @@ def machine() -> str:
     return f"{info.get('model name', 'unknown CPU')}, family {info.get('cpu family', '?')}, {avx}"
 
 
+def append(name: str, row: dict, root: Path = ROOT) -> Path:
+    """Add `row`, with this CPU in a `cpu` column, to benchmarks/results/NAME.csv (its header
+    first where the file is new): a benchmark's rows add up over runs, as its study reads them."""
+    path = root / RESULTS / f"{name}.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row) + ["cpu"], lineterminator="\n")
+        if new:
+            w.writeheader()
+        w.writerow(dict(row, cpu=machine()))
+    return path
+
+
 def record(name: str, rows: list[dict], root: Path = ROOT) -> Path:
     """Replace benchmarks/results/NAME.csv's rows for the same `key` with `rows` (each with
     a `cpu` column), so a rerun updates the figures the pages render."""
