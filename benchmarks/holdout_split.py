@@ -1,8 +1,9 @@
 """Benchmark (tuning BadNets only): what the holdout's split does to the clean loss it reads.
 Runs I-BAU as `defend@i_bau` runs it twice on each BadNet folder, once with the pipeline's
-per-image split (training.split_holdout: a seeded shuffle, the first round(fraction * n) images
-held out) and once with a split stratified by class (each class holds out its share, floor or
-one more, the larger remainders first, ties in a seeded order), and prints for each B's and
+per-image split (training.split_holdout without labels: a seeded shuffle, the first
+round(fraction * n) images held out; fine-pruning's, and the defenses' until the study) and once
+with the defenses' split, stratified by class (each class holds out its share, floor or one more,
+the larger remainders first, ties in a seeded order), and prints for each B's and
 the defended net's accuracy on the training share, the holdout and the test file, and the
 defended net's test accuracy by how many images of each class it trained on.
 
@@ -30,27 +31,8 @@ from badnet_repair.evaluate import percent, predict_classes  # noqa: E402
 from badnet_repair.model import keras  # noqa: E402
 
 
-def stratified(labels, fraction, seed, param="defend.holdout"):
-    """The same number held out, each class its share of it: floor(k * n_c / n) or one more."""
-    labels = np.asarray(labels)
-    n = len(labels)
-    k = int(round(fraction * n))
-    training.split_holdout(n, fraction, seed, param)  # its checks
-    rng = np.random.default_rng([seed, 7])
-    perm = rng.permutation(n)
-    classes, counts = np.unique(labels, return_counts=True)
-    quota = k * counts / n
-    held = np.floor(quota).astype(np.int64)
-    held[np.lexsort((rng.permutation(len(classes)), held - quota))[:k - held.sum()]] += 1  # largest remainder
-    cls = np.searchsorted(classes, labels[perm])
-    by_class = np.argsort(cls, kind="stable")  # perm's positions grouped by class, in perm's order
-    rank = np.empty(n, np.int64)
-    rank[by_class] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-    out = rank < held[cls]
-    return np.sort(perm[~out]), np.sort(perm[out])
-
-
-SPLITS = {"per image": lambda labels, *a: training.split_holdout(len(labels), *a), "stratified": stratified}
+SPLITS = {"per image": lambda labels, *a: training.split_holdout(len(labels), *a),  # fine-pruning's
+          "stratified": lambda labels, *a: training.split_holdout(len(labels), *a, labels=labels)}  # the defenses'
 
 
 def main() -> None:
@@ -69,7 +51,7 @@ def main() -> None:
         b_valid, b_test = predict_classes(model, valid.x, div), predict_classes(model, test.x, div)
         for name, split in SPLITS.items():
             train, hold = split(valid.y, cfg["holdout"], cfg["seed"])
-            base.split_holdout = lambda n, *a, labels=valid.y, split=split: split(labels, *a)  # base.Clean's split
+            base.split_holdout = lambda n, *a, labels, split=split: split(labels, *a)  # base.Clean's split
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     base.run("i_bau", module, model, valid, cfg, section, div, Path(tmp) / "i_bau")

@@ -283,7 +283,7 @@ MASKED = "targeted_bound 8, stop_rounds 2, masked_epochs 5"
 LADDER = MASKED + ", learning_rates [0.0002, 0.0001]"
 STRATIFIED = BALL_DEFAULT + ", stratified holdout"  # benchmarks/holdout_split.py's split, stopped after 14 nets
 STOP_SHARE = STRATIFIED + ", stop_share 0.02"
-DEFAULT = BALL_DEFAULT  # params.yaml's I-BAU: neither the masked nor the stratified settings met their rules
+DEFAULT = STOP_SHARE  # params.yaml's I-BAU since the three-seed rule (docs/defenses.md)
 
 
 def _met_counts(name: str, group) -> dict:
@@ -318,7 +318,7 @@ def test_the_worn_trigger_study_counts_from_its_committed_rows():
     evaluation table's "target met" row, from benchmarks/results/i_bau_evaluation.csv."""
     text = (ROOT / "docs" / "defenses.md").read_text()
     count = _met_counts("i_bau_bound", _tuning_group)
-    variants = list(dict.fromkeys(v for v, _ in count))
+    variants = list(dict.fromkeys(v for v, _ in count if ", defend.seed " not in v))  # those: the seed table's
     last = _cells(_block(text, "i_bau_bound"))[-1]
     assert last[0] == "target met" and last[2:2 + len(variants)] == [
         "{} of {}".format(*count[v, "all"]) for v in variants]
@@ -344,3 +344,35 @@ def test_the_worn_trigger_study_counts_from_its_committed_rows():
     settings = list(dict.fromkeys(v for v, _ in evaluation))
     assert last[0] == "target met" and last[2:2 + len(settings)] == [
         "{} of {}".format(*evaluation[v, "all"]) for v in settings]
+
+
+def test_the_seed_table_counts_each_settings_verdicts_over_its_seeds():
+    """docs/defenses.md's seed table, counted again from benchmarks/results/i_bau_bound.csv the
+    slow way: for each setting also run with another defend.seed, on each net run with one, how
+    many of the setting's seeds meet the target (its own rows are params.yaml's seed, 2020)."""
+    import csv
+
+    rows = list(csv.DictReader(io.StringIO(docs.git_index("benchmarks/results/i_bau_bound.csv"))))
+    seeded = {}  # setting -> {seed: {net: met}}
+    for r in rows:
+        setting, _, seed = r["variant"].partition(", defend.seed ")
+        lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
+        met = float(r["attack_success_rate_test"]) <= 1.0 and lost <= 1.0
+        seeded.setdefault(setting, {}).setdefault(int(seed or 2020), {})[r["badnet"]] = met
+    seeded = {k: v for k, v in seeded.items() if len(v) > 1}
+    nets = sorted({n for by in seeded.values() for seed, met in by.items() if seed != 2020 for n in met})
+    table = _cells(_block((ROOT / "docs" / "defenses.md").read_text(), "i_bau_seeds"))
+    summary = {r[0]: r for r in table if r[0].endswith(": seeds met")}
+    assert len(seeded) >= 2 and set(summary) == {f"{k}: seeds met" for k in seeded}
+    for setting, by in seeded.items():
+        cells, runs, total = summary[f"{setting}: seeds met"], 0, 0
+        for i, net in enumerate(nets):
+            if all(net in met for met in by.values()):
+                count = 0
+                for met in by.values():
+                    count += met[net]
+                assert cells[2 + i] == f"{count} of {len(by)}", (setting, net)
+                runs, total = runs + count, total + len(by)
+            else:
+                assert cells[2 + i] == "", (setting, net)
+        assert cells[-1].startswith(f"{runs} of {total} runs"), setting

@@ -32,6 +32,31 @@ def test_holdout_split_is_seeded_and_disjoint():
     assert not np.array_equal(hold, training.split_holdout(100, 0.2, 4)[1])
 
 
+@pytest.mark.parametrize("seed", [0, 5, 2020])
+def test_the_defenses_holdout_is_drawn_per_class(seed):
+    """With labels the split is stratified: as many held out as without, each class its share of
+    them, floor or one more, the extra ones to the largest remainders, and within a class the images
+    the seeded shuffle meets first. Checked against a plain loop over the classes; without labels
+    it is the shuffle's first images, as fine-pruning has always drawn them."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(40), rng.integers(1, 12, 40))  # 1 to 11 images a class
+    labels = labels[rng.permutation(len(labels))]
+    n, k = len(labels), int(round(0.2 * len(labels)))
+    train, hold = training.split_holdout(n, 0.2, seed, labels=labels)
+    assert len(hold) == k and np.array_equal(np.sort(np.concatenate([train, hold])), np.arange(n))
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    assert np.array_equal(training.split_holdout(n, 0.2, seed)[1], np.sort(perm[:k]))
+    quota = {c: k * np.sum(labels == c) / n for c in np.unique(labels)}
+    held = {c: int(np.sum(labels[hold] == c)) for c in quota}
+    extra = [c for c in quota if held[c] == np.floor(quota[c]) + 1]
+    assert all(held[c] in (np.floor(q), np.floor(q) + 1) for c, q in quota.items())
+    assert not extra or min(quota[c] % 1 for c in extra) >= max(
+        [quota[c] % 1 for c in quota if c not in extra] or [0.0])
+    for c in quota:  # the class's first images in the shuffle's order
+        assert set(hold[labels[hold] == c]) == set([i for i in perm if labels[i] == c][:held[c]])
+    assert np.array_equal(hold, training.split_holdout(n, 0.2, seed, labels=labels)[1])
+
+
 def test_pruned_filters_stay_exactly_zero_and_the_rest_trains(setup):
     _, _, bp, channels, _, valid = setup
     assert list(finetune.pruned_channels(bp, "pool_3")) == channels

@@ -62,7 +62,7 @@ PARAM_DOCS = {
     "finetune.seed": "seeds the holdout, the shuffling and TensorFlow",
     "defend.names": "the defenses `dvc repro` runs (always `fine_pruning` and `defend.default`)",
     "defend.default": "the default defense, named in `metrics/defenses.json`",
-    "defend.holdout": "share of the clean validation images every defense chooses on",
+    "defend.holdout": "share of the clean validation images every defense (and the scan) chooses on, drawn per class: each class holds out its share of it, floor or one more",
     "defend.seed": "seeds the holdout and the defenses' training",
     "defend.budget": "points of holdout accuracy below B's that a defense's setting may cost",
     "defend.fine_pruning.layer": "the layer whose channels fine-pruning ranks and prunes; empty: `prune.layer`",
@@ -475,7 +475,7 @@ def _settings_table(name: str, nets: str) -> str:
     whether it meets the repair target; the last row counts the BadNets each setting meets it on."""
     from badnet_repair.leaderboard import meets_target
 
-    found = _csv(f"{RESULTS}/{name}.csv")
+    found = [r for r in _csv(f"{RESULTS}/{name}.csv") if ", defend.seed " not in r["variant"]]  # i_bau_seeds'
     variants = list(dict.fromkeys(r["variant"] for r in found))
     cell, b, cpus, met = {}, {}, {}, {v: [] for v in variants}
     for r in found:
@@ -495,6 +495,41 @@ def _settings_table(name: str, nets: str) -> str:
 def i_bau_bound() -> str:
     """The worn-trigger study, on tuning BadNets (benchmarks/i_bau_stop.py --out i_bau_bound)."""
     return _settings_table("i_bau_bound", "tuning BadNet")
+
+
+def i_bau_seeds() -> str:
+    """The same tuning rows read by seed: every setting of benchmarks/results/i_bau_bound.csv also run
+    with another `defend.seed` (a variant "X, defend.seed N"; X's own rows are params.yaml's seed), on
+    the nets run with more than one seed. A row per setting and seed, each net's points lost / ASR %
+    and its verdict; then, per setting, on how many of its seeds each net meets the target."""
+    from badnet_repair.leaderboard import meets_target
+
+    found, own = _csv(f"{RESULTS}/i_bau_bound.csv"), int(_yaml("params.yaml")["defend"]["seed"])
+    split = [(v.rsplit(", defend.seed ", 1) + [own])[:2] for v in (r["variant"] for r in found)]
+    seeded = list(dict.fromkeys(setting for setting, seed in split if int(seed) != own))
+    runs = {}  # (setting, seed) -> {net: (lost, asr)}
+    for r, (setting, seed) in zip(found, split):
+        if setting in seeded:
+            lost = float(r["badnet_clean_accuracy_test"]) - float(r["clean_accuracy_test"])
+            runs.setdefault((setting, int(seed)), {})[r["badnet"]] = (lost, float(r["attack_success_rate_test"]))
+    nets = sorted({n for (setting, seed), by in runs.items() if seed != own for n in by})
+    ok = {k: {n: bool(meets_target(a, lost)) for n, (lost, a) in by.items()} for k, by in runs.items()}
+    rows = []
+    for (setting, seed), by in sorted(runs.items(), key=lambda kv: (seeded.index(kv[0][0]), kv[0][1])):
+        cells = [f"{by[n][0]:.2f} / {by[n][1]:.2f}, {'meets' if ok[setting, seed][n] else '**misses**'}"
+                 if n in by else "" for n in nets]
+        rows.append([setting, seed] + cells + [f"{sum(ok[setting, seed].get(n, False) for n in nets)} of "
+                                               f"{sum(n in by for n in nets)}"])
+    for setting in seeded:
+        seeds = sorted(s for (v, s) in runs if v == setting)
+        full = [n for n in nets if all(n in runs[setting, s] for s in seeds)]
+        met = {n: sum(ok[setting, s][n] for s in seeds) for n in full}
+        rows.append([f"{setting}: seeds met", ", ".join(map(str, seeds))]
+                    + [f"{met[n]} of {len(seeds)}" if n in met else "" for n in nets]
+                    + [f"{sum(met.values())} of {len(seeds) * len(full)} runs; {sum(2 * v > len(seeds) for v in met.values())}"
+                       f" of {len(full)} nets on most seeds"])
+    return _table(["setting", "defend.seed"] + [f"{n}: points lost / ASR %" for n in nets] + ["target met"],
+                  rows, "|---|---:|" + "---|" * (len(nets) + 1))
 
 
 def i_bau_evaluation() -> str:
@@ -615,7 +650,7 @@ def holdout_split() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
-                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, i_bau_evaluation,
+                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, i_bau_evaluation, i_bau_seeds,
                                      defense_solo, family_strength, defense_compare, tests, suite_steps, pipeline,
                                      drawing, commands_by_cpu, holdout_split)}
 

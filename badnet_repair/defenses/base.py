@@ -43,7 +43,7 @@ class Clean:
     def __init__(self, x, y, holdout_fraction: float, seed: int, input_divisor: float):
         from ..evaluate import scale
 
-        train, hold = split_holdout(len(y), holdout_fraction, seed, "defend.holdout")
+        train, hold = split_holdout(len(y), holdout_fraction, seed, "defend.holdout", labels=y)  # stratified
         self.input_divisor = float(input_divisor)
         self.unit = np.float32(PIXEL_MAX / self.input_divisor)
         self.x, self.y = scale(x[train], input_divisor), y[train]
