@@ -533,9 +533,9 @@ def i_bau_seeds() -> str:
 
 
 def i_bau_evaluation() -> str:
-    """The settings the worn-trigger study compared, on evaluation BadNets after the choice
-    (benchmarks/i_bau_stop.py --out i_bau_evaluation)."""
-    return _settings_table("i_bau_evaluation", "evaluation BadNet")
+    """The settings the worn-trigger study compared, on evaluation nets (BadNets and clean nets)
+    after the choice (benchmarks/i_bau_stop.py --out i_bau_evaluation)."""
+    return _settings_table("i_bau_evaluation", "evaluation net")
 
 
 def defense_solo() -> str:
