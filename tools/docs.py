@@ -524,10 +524,11 @@ def i_bau_seeds() -> str:
         seeds = sorted(s for (v, s) in runs if v == setting)
         full = [n for n in nets if all(n in runs[setting, s] for s in seeds)]
         met = {n: sum(ok[setting, s][n] for s in seeds) for n in full}
+        most = sum(2 * v > len(seeds) for v in met.values())
         rows.append([f"{setting}: seeds met", ", ".join(map(str, seeds))]
                     + [f"{met[n]} of {len(seeds)}" if n in met else "" for n in nets]
-                    + [f"{sum(met.values())} of {len(seeds) * len(full)} runs; {sum(2 * v > len(seeds) for v in met.values())}"
-                       f" of {len(full)} nets on most seeds"])
+                    + [f"{sum(met.values())} of {len(seeds) * len(full)} runs; "
+                       f"{most} of {len(full)} nets on most seeds"])
     return _table(["setting", "defend.seed"] + [f"{n}: points lost / ASR %" for n in nets] + ["target met"],
                   rows, "|---|---:|" + "---|" * (len(nets) + 1))
 
@@ -650,8 +651,8 @@ def holdout_split() -> str:
 RENDERERS = {f.__name__: f for f in (mission, fine_pruned, attack, defenses, leaderboard, leaderboard_grid,
                                      suite_badnets, suite_scan, frontier, params, commands, sweep, evaluation, training,
                                      defense_times, raw_pixels, scan_calibration, scan_offsets, scan_trace, offset_detector,
-                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, i_bau_evaluation, i_bau_seeds,
-                                     defense_solo, family_strength, defense_compare, tests, suite_steps, pipeline,
+                                     i_bau_phases, prune_orders, i_bau_stop, i_bau_speed, i_bau_bound, i_bau_evaluation,
+                                     i_bau_seeds, defense_solo, family_strength, defense_compare, tests, suite_steps, pipeline,
                                      drawing, commands_by_cpu, holdout_split)}
 
 
