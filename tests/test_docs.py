@@ -199,8 +199,8 @@ def test_record_replaces_the_rows_of_the_same_key(tmp_path):
 def test_the_readme_claims_hold_for_the_committed_files():
     """The README's sentences about its tables: pruning alone leaves the backdoor (every B'_X
     keeps an ASR above 90 % and G_X flags under 10 % of poisoned inputs), I-BAU meets the target
-    on most BadNets, not all, and on most of the tuning set (each miss named with the ASR it
-    keeps), and each other defense's net that meets it is named."""
+    on every BadNet or on most (the README says which), and on most of the tuning set (each miss
+    named with the ASR it keeps), and each other defense's net that meets it is named."""
     import pandas as pd
 
     readme = README.read_text()
@@ -213,9 +213,12 @@ def test_the_readme_claims_hold_for_the_committed_files():
     met = (board["attack_success_rate_test"] <= 1.0) & \
         (board["baseline_clean_accuracy_test"] - board["clean_accuracy_test"] <= 1.0)
     text = " ".join(readme.split())
-    assert "I-BAU, the default, meets the target on most BadNets, not on every one" in text
     ours = board["defense"] == "i_bau"
-    assert 0.5 < met[ours].mean() < 1
+    assert met[ours].mean() > 0.5
+    if met[ours].all():
+        assert "I-BAU, the default, meets the target on every BadNet of the leaderboard" in text
+    else:
+        assert "I-BAU, the default, meets the target on most BadNets, not on every one" in text
     others = board[met & ~ours]  # each named with its defense
     said = re.search(r"Of the other defenses only (.*?):", text)
     if others.empty:
